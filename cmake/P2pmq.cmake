@@ -1,0 +1,23 @@
+# p2pmq_module(NAME DEPS dep...): a static library p2pmq_NAME from the folder's *.cpp,
+# and, when the folder has test/*.cpp and tests are built, a GoogleTest binary test_NAME.
+function(p2pmq_module name)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  if(sources)
+    add_library(p2pmq_${name} STATIC ${sources})
+    target_include_directories(p2pmq_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(p2pmq_${name} PUBLIC ${ARG_DEPS})
+  else()  # a module still being written: headers only
+    add_library(p2pmq_${name} INTERFACE)
+    target_include_directories(p2pmq_${name} INTERFACE ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(p2pmq_${name} INTERFACE ${ARG_DEPS})
+  endif()
+  file(GLOB tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/test/*.cpp)
+  if(tests AND NOT P2PMQ_FUZZ)
+    add_executable(test_${name} ${tests})
+    target_link_libraries(test_${name} PRIVATE p2pmq_${name} GTest::gtest GTest::gmock GTest::gtest_main)
+    target_compile_definitions(test_${name} PRIVATE P2PMQ_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+    gtest_discover_tests(test_${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300)
+  endif()
+endfunction()
+include(GoogleTest)
