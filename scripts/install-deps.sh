@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build ccache mold pkg-config git
+  build-essential cmake ninja-build ccache mold pkg-config git nlohmann-json3-dev
   clang libclang-rt-14-dev clang-format
   libboost1.81-dev libboost-system1.81-dev
   libsodium-dev libssl-dev libsecp256k1-dev

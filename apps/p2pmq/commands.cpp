@@ -1,0 +1,418 @@
+#include "commands.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "host/host.hpp"
+#include "protocols/echo.hpp"
+#include "protocols/identify.hpp"
+#include "protocols/ping.hpp"
+
+namespace p2pmq::cli {
+
+namespace asio = host::asio;
+using host::Task;
+
+namespace {
+
+int g_exit = 0;
+
+std::string agent_version() { return std::string("p2pmq/") + P2PMQ_VERSION; }
+
+Result<crypto::PrivateKey> load_key(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(Errc::not_found, "cannot read key file " + path);
+  Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto key = crypto::PrivateKey::decode(data);
+  if (!key) return fail(Errc::invalid_input, "bad key file " + path + ": " + key.error().message);
+  return key;
+}
+
+Result<void> save_key(const crypto::PrivateKey& key, const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return fail(Errc::io, "cannot write key file " + path);
+  Bytes data = key.encode();
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  if (!out) return fail(Errc::io, "cannot write key file " + path);
+  return {};
+}
+
+Result<Multiaddr> parse_target(const std::string& text) {
+  auto addr = Multiaddr::parse(text);
+  if (!addr) return fail(Errc::invalid_input, "bad multiaddr '" + text + "': " + addr.error().message);
+  if (!addr->tcp_target()) return fail(Errc::unsupported, "not a TCP multiaddr: " + text);
+  return addr;
+}
+
+// Runs one client coroutine on a fresh host with a fresh identity; returns its exit code.
+int run_client(const std::function<Task<int>(host::Host&, protocols::Identify&)>& body) {
+  asio::io_context io;
+  host::Host node(io, crypto::PrivateKey::generate(), {});
+  protocols::Identify identify(node, agent_version());
+  int code = 1;
+  asio::co_spawn(
+      io,
+      [&]() -> Task<void> {
+        code = co_await body(node, identify);
+        co_await node.shutdown();
+      },
+      [&](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            spdlog::error("{}", ex.what());
+          }
+        }
+        io.stop();
+      });
+  io.run();
+  return code;
+}
+
+void fail_with(const std::string& what, const Error& e) {
+  std::cerr << "error: " << what << ": " << e.to_string() << std::endl;
+}
+
+// Deterministic bytes for stream `index`, so both ends can check them.
+Bytes pattern(size_t index, size_t size) {
+  Bytes out(size);
+  uint64_t x = 0x9E3779B97F4A7C15ull ^ (index + 1) * 0xBF58476D1CE4E5B9ull;
+  for (size_t i = 0; i < size; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    out[i] = static_cast<uint8_t>(x);
+  }
+  return out;
+}
+
+void add_keygen(CLI::App& app) {
+  auto* cmd = app.add_subcommand("keygen", "write a new Ed25519 identity (libp2p protobuf)");
+  static std::string out;
+  static bool force = false;
+  cmd->add_option("--out", out, "key file to write")->required();
+  cmd->add_flag("--force", force, "overwrite an existing file");
+  cmd->callback([] {
+    if (!force && std::ifstream(out)) {
+      std::cerr << "error: " << out << " exists (use --force to overwrite)" << std::endl;
+      g_exit = 1;
+      return;
+    }
+    auto key = crypto::PrivateKey::generate();
+    if (auto r = save_key(key, out); !r) {
+      fail_with("keygen", r.error());
+      g_exit = 1;
+      return;
+    }
+    std::cout << crypto::PeerId::from_public_key(key.public_key()).to_string() << std::endl;
+  });
+}
+
+void add_id(CLI::App& app) {
+  auto* cmd = app.add_subcommand("id", "print the peer id of a key file");
+  static std::string key_path;
+  static bool cid = false;
+  cmd->add_option("--key", key_path, "key file")->required();
+  cmd->add_flag("--cid", cid, "print the CIDv1 (base32) form");
+  cmd->callback([] {
+    auto key = load_key(key_path);
+    if (!key) {
+      fail_with("id", key.error());
+      g_exit = 1;
+      return;
+    }
+    auto id = crypto::PeerId::from_public_key(key->public_key());
+    std::cout << (cid ? id.to_cid_string() : id.to_string()) << std::endl;
+  });
+}
+
+void add_ping(CLI::App& app) {
+  auto* cmd = app.add_subcommand("ping", "ping a libp2p peer");
+  static std::string target;
+  static size_t count = 3;
+  cmd->add_option("multiaddr", target, "peer address, with /p2p/<id> to check the identity")
+      ->required();
+  cmd->add_option("--count", count, "number of pings");
+  cmd->callback([] {
+    auto addr = parse_target(target);
+    if (!addr) {
+      fail_with("ping", addr.error());
+      g_exit = 2;
+      return;
+    }
+    g_exit = run_client([&](host::Host& node, protocols::Identify&) -> Task<int> {
+      protocols::Ping ping(node);
+      auto conn = co_await node.connect(*addr);
+      if (!conn) {
+        fail_with("cannot reach " + target, conn.error());
+        co_return 1;
+      }
+      size_t i = 0;
+      auto peer = (*conn)->remote_peer().to_string();
+      auto r = co_await ping.ping(*conn, count, [&](std::chrono::nanoseconds rtt) {
+        std::cout << "pong " << ++i << " from " << peer << " rtt="
+                  << fmt::format("{:.3f}", std::chrono::duration<double, std::milli>(rtt).count())
+                  << " ms" << std::endl;
+      });
+      if (!r) {
+        fail_with("ping " + target, r.error());
+        co_return 1;
+      }
+      co_return 0;
+    });
+  });
+}
+
+void add_identify(CLI::App& app) {
+  auto* cmd = app.add_subcommand("identify", "print what a libp2p peer says of itself (JSON)");
+  static std::string target;
+  cmd->add_option("multiaddr", target, "peer address")->required();
+  cmd->callback([] {
+    auto addr = parse_target(target);
+    if (!addr) {
+      fail_with("identify", addr.error());
+      g_exit = 2;
+      return;
+    }
+    g_exit = run_client([&](host::Host& node, protocols::Identify& identify) -> Task<int> {
+      auto conn = co_await node.connect(*addr);
+      if (!conn) {
+        fail_with("cannot reach " + target, conn.error());
+        co_return 1;
+      }
+      auto info = co_await identify.identify(*conn);
+      if (!info) {
+        fail_with("identify " + target, info.error());
+        co_return 1;
+      }
+      nlohmann::json j;
+      j["peer"] = info->peer.to_string();
+      j["agentVersion"] = info->agent_version;
+      j["protocolVersion"] = info->protocol_version;
+      j["protocols"] = info->protocols;
+      std::vector<std::string> addrs;
+      for (const auto& a : info->listen_addrs) addrs.push_back(a.to_string());
+      j["listenAddrs"] = addrs;
+      j["observedAddr"] =
+          info->observed_addr ? nlohmann::json(info->observed_addr->to_string()) : nlohmann::json();
+      std::cout << j.dump() << std::endl;
+      co_return 0;
+    });
+  });
+}
+
+Task<bool> echo_one(host::Host& node, std::shared_ptr<host::Connection> conn, size_t index,
+                    size_t bytes) {
+  std::vector<std::string> wanted{std::string(protocols::kEchoProtocol)};
+  auto stream = co_await node.new_stream(conn, wanted);
+  if (!stream) {
+    spdlog::error("echo stream {}: {}", index, stream.error().to_string());
+    co_return false;
+  }
+  auto s = *stream;
+  Bytes data = pattern(index, bytes);
+  bool write_ok = true;
+  // Write and read at once: the echo peer only has a window's worth of room.
+  asio::co_spawn(
+      node.executor(),
+      [s, &data, &write_ok]() -> Task<void> {
+        constexpr size_t kChunk = 64 * 1024;
+        for (size_t off = 0; off < data.size(); off += kChunk) {
+          auto w = co_await s->write(
+              BytesView(data.data() + off, std::min(kChunk, data.size() - off)));
+          if (!w) {
+            write_ok = false;
+            co_return;
+          }
+        }
+        s->close_write();
+      },
+      asio::detached);
+  Bytes received;
+  received.reserve(bytes);
+  Bytes buffer(64 * 1024);
+  for (;;) {
+    auto n = co_await s->read_some(buffer);
+    if (!n) {
+      spdlog::error("echo stream {}: {}", index, n.error().to_string());
+      co_return false;
+    }
+    if (*n == 0) break;
+    received.insert(received.end(), buffer.begin(), buffer.begin() + static_cast<ptrdiff_t>(*n));
+    if (received.size() > bytes) break;
+  }
+  co_return write_ok && received == data;
+}
+
+void add_echo(CLI::App& app) {
+  auto* cmd =
+      app.add_subcommand("echo", "send bytes through /p2pmq/echo/1.0.0 streams and check them");
+  static std::string target;
+  static size_t streams = 1, bytes = 1 << 20;
+  cmd->add_option("multiaddr", target, "peer address")->required();
+  cmd->add_option("--streams", streams, "concurrent streams");
+  cmd->add_option("--bytes", bytes, "bytes per stream");
+  cmd->callback([] {
+    auto addr = parse_target(target);
+    if (!addr) {
+      fail_with("echo", addr.error());
+      g_exit = 2;
+      return;
+    }
+    g_exit = run_client([&](host::Host& node, protocols::Identify&) -> Task<int> {
+      auto conn = co_await node.connect(*addr);
+      if (!conn) {
+        fail_with("cannot reach " + target, conn.error());
+        co_return 1;
+      }
+      auto start = host::Clock::now();
+      size_t pending = streams, good = 0;
+      host::Signal done(node.executor());
+      for (size_t i = 0; i < streams; ++i) {
+        asio::co_spawn(
+            node.executor(),
+            [&, i, c = *conn]() -> Task<void> {
+              good += co_await echo_one(node, c, i, bytes);
+              --pending;
+              done.notify();
+            },
+            asio::detached);
+      }
+      while (pending > 0) co_await done.wait();
+      double seconds = std::chrono::duration<double>(host::Clock::now() - start).count();
+      nlohmann::json j;
+      j["ok"] = good == streams;
+      j["streams"] = streams;
+      j["bytes"] = bytes;
+      j["seconds"] = seconds;
+      j["MBps"] = static_cast<double>(streams * bytes) / seconds / 1e6;
+      std::cout << j.dump() << std::endl;
+      co_return good == streams ? 0 : 1;
+    });
+  });
+}
+
+void add_dialbench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("dialbench", "measure connection establishment (TCP+Noise+Yamux)");
+  static std::string target;
+  static size_t count = 100;
+  cmd->add_option("multiaddr", target, "peer address")->required();
+  cmd->add_option("--count", count, "sequential connections");
+  cmd->callback([] {
+    auto addr = parse_target(target);
+    if (!addr) {
+      fail_with("dialbench", addr.error());
+      g_exit = 2;
+      return;
+    }
+    g_exit = run_client([&](host::Host& node, protocols::Identify&) -> Task<int> {
+      std::vector<double> ms;
+      auto start = host::Clock::now();
+      for (size_t i = 0; i < count; ++i) {
+        auto t0 = host::Clock::now();
+        auto conn = co_await node.connect(addr->without_p2p());
+        if (!conn) {
+          fail_with("dial " + target, conn.error());
+          co_return 1;
+        }
+        ms.push_back(std::chrono::duration<double, std::milli>(host::Clock::now() - t0).count());
+        (*conn)->close("dialbench");
+      }
+      double seconds = std::chrono::duration<double>(host::Clock::now() - start).count();
+      std::sort(ms.begin(), ms.end());
+      nlohmann::json j;
+      j["count"] = count;
+      j["per_second"] = static_cast<double>(count) / seconds;
+      j["p50_ms"] = ms.empty() ? 0.0 : ms[ms.size() / 2];
+      j["p99_ms"] = ms.empty() ? 0.0 : ms[std::min(ms.size() - 1, ms.size() * 99 / 100)];
+      std::cout << j.dump() << std::endl;
+      co_return 0;
+    });
+  });
+}
+
+void add_agent(CLI::App& app) {
+  auto* cmd = app.add_subcommand("agent", "run the p2pmq agent daemon");
+  static std::vector<std::string> listen{"/ip4/127.0.0.1/tcp/0"};
+  static std::string key_path;
+  static bool echo = false;
+  cmd->add_option("--listen", listen, "multiaddr to listen on (repeatable)");
+  cmd->add_option("--key", key_path, "identity key file (created when missing)");
+  cmd->add_flag("--echo", echo, "serve /p2pmq/echo/1.0.0 (tests, benchmarks)");
+  cmd->callback([] {
+    std::optional<crypto::PrivateKey> key;
+    if (key_path.empty()) {
+      key = crypto::PrivateKey::generate();
+    } else if (std::ifstream(key_path)) {
+      auto loaded = load_key(key_path);
+      if (!loaded) {
+        fail_with("agent", loaded.error());
+        g_exit = 2;
+        return;
+      }
+      key = *loaded;
+    } else {
+      key = crypto::PrivateKey::generate();
+      if (auto r = save_key(*key, key_path); !r) {
+        fail_with("agent", r.error());
+        g_exit = 2;
+        return;
+      }
+    }
+    host::HostConfig config;
+    for (const auto& l : listen) {
+      auto addr = Multiaddr::parse(l);
+      if (!addr) {
+        std::cerr << "error: --listen " << l << ": " << addr.error().message << std::endl;
+        g_exit = 2;
+        return;
+      }
+      config.listen.push_back(*addr);
+    }
+    asio::io_context io;
+    host::Host node(io, *key, config);
+    protocols::Identify identify(node, agent_version());
+    protocols::Ping ping(node);
+    if (echo) protocols::serve_echo(node);
+    if (auto r = node.start(); !r) {
+      fail_with("agent", r.error());
+      g_exit = 1;
+      return;
+    }
+    for (const auto& a : node.listen_addrs())
+      std::cout << "listening " << a.with_p2p(node.peer_id().bytes()).to_string() << std::endl;
+    spdlog::info("p2pmq agent {} started as {}", P2PMQ_VERSION, node.peer_id().to_string());
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      spdlog::info("signal {}: shutting down", sig);
+      asio::co_spawn(
+          io, [&]() -> Task<void> { co_await node.shutdown(); }, [&](std::exception_ptr) {
+            io.stop();
+          });
+    });
+    io.run();
+    g_exit = 0;
+  });
+}
+
+}  // namespace
+
+void register_commands(CLI::App& app) {
+  add_keygen(app);
+  add_id(app);
+  add_ping(app);
+  add_identify(app);
+  add_echo(app);
+  add_dialbench(app);
+  add_agent(app);
+}
+
+int exit_code() { return g_exit; }
+
+}  // namespace p2pmq::cli

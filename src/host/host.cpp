@@ -1,0 +1,471 @@
+#include "host/host.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "core/varint.hpp"
+#include "net/multistream.hpp"
+
+namespace p2pmq::host {
+
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+void log_exception(std::exception_ptr e, const char* what) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("{}: unexpected exception: {}", what, ex.what());
+  }
+}
+
+}  // namespace
+
+struct Host::PendingDial {
+  explicit PendingDial(asio::any_io_executor ex) : done(ex) {}
+  Signal done;
+  bool finished = false;
+  Result<std::shared_ptr<Connection>> result = fail(Errc::closed, "dial pending");
+};
+
+Host::Host(asio::io_context& io, crypto::PrivateKey identity, HostConfig config)
+    : io_(io),
+      identity_(std::move(identity)),
+      peer_id_(crypto::PeerId::from_public_key(identity_.public_key())),
+      config_(std::move(config)) {}
+
+Host::~Host() {
+  for (auto& [peer, conn] : connections_) conn->close("host destroyed");
+}
+
+Result<void> Host::start() {
+  for (const auto& addr : config_.listen) {
+    auto target = addr.tcp_target();
+    if (!target || target->is_dns)
+      return fail(Errc::unsupported, "cannot listen on " + addr.to_string() +
+                                         ": need /ip4/<addr>/tcp/<port> or /ip6/<addr>/tcp/<port>");
+    boost::system::error_code ec;
+    auto ip = asio::ip::make_address(target->host, ec);
+    if (ec) return fail(Errc::invalid_input, "bad listen address " + addr.to_string());
+    auto acceptor = std::make_shared<tcp::acceptor>(io_);
+    tcp::endpoint endpoint(ip, target->port);
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && ip.is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return fail(Errc::io, "cannot listen on " + addr.to_string() + ": " + ec.message());
+    acceptors_.push_back(acceptor);
+    asio::co_spawn(io_, accept_loop(acceptor),
+                   [](std::exception_ptr e) { log_exception(e, "accept loop"); });
+  }
+  return {};
+}
+
+std::vector<Multiaddr> Host::listen_addrs() const {
+  std::vector<Multiaddr> out;
+  for (const auto& a : acceptors_) {
+    boost::system::error_code ec;
+    auto endpoint = a->local_endpoint(ec);
+    if (!ec) out.push_back(to_multiaddr(endpoint));
+  }
+  return out;
+}
+
+void Host::handle(const std::string& protocol, StreamHandler handler) {
+  handlers_[protocol] = std::move(handler);
+}
+
+void Host::unhandle(const std::string& protocol) { handlers_.erase(protocol); }
+
+std::vector<std::string> Host::protocols() const {
+  std::vector<std::string> out;
+  for (const auto& [p, h] : handlers_) out.push_back(p);
+  return out;
+}
+
+size_t Host::count(bool outbound) const {
+  size_t n = 0;
+  for (const auto& [peer, conn] : connections_) n += conn->info().outbound == outbound;
+  return n;
+}
+
+std::shared_ptr<Connection> Host::connection_to(const crypto::PeerId& peer) const {
+  auto [begin, end] = connections_.equal_range(peer);
+  for (auto it = begin; it != end; ++it)
+    if (it->second->is_open()) return it->second;
+  return nullptr;
+}
+
+std::vector<std::shared_ptr<Connection>> Host::connections() const {
+  std::vector<std::shared_ptr<Connection>> out;
+  for (const auto& [peer, conn] : connections_) out.push_back(conn);
+  return out;
+}
+
+void Host::disconnect(const crypto::PeerId& peer, const std::string& reason) {
+  auto [begin, end] = connections_.equal_range(peer);
+  std::vector<std::shared_ptr<Connection>> victims;
+  for (auto it = begin; it != end; ++it) victims.push_back(it->second);
+  for (auto& c : victims) c->close(reason);
+}
+
+Task<void> Host::accept_loop(std::shared_ptr<tcp::acceptor> acceptor) {
+  while (!stopping_ && acceptor->is_open()) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping_) co_return;
+      spdlog::warn("accept: {}", ec.message());
+      // EMFILE and friends: back off a little rather than spin.
+      asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    asio::co_spawn(io_, handle_inbound(std::move(socket)),
+                   [](std::exception_ptr e) { log_exception(e, "inbound connection"); });
+  }
+}
+
+Task<void> Host::handle_inbound(tcp::socket socket) {
+  boost::system::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  std::string from = ec ? std::string("?") : to_multiaddr(remote).to_string();
+  if (count(false) + negotiating_inbound_ >= config_.max_inbound_connections) {
+    spdlog::warn("refusing inbound connection from {}: max_inbound_connections ({}) reached", from,
+                 config_.max_inbound_connections);
+    socket.close(ec);
+    co_return;
+  }
+  socket.set_option(tcp::no_delay(true), ec);  // small frames (ping, acks) must not wait
+  ++negotiating_inbound_;
+  auto conn = co_await upgrade(std::move(socket), false, identity_, std::nullopt, config_.upgrade);
+  --negotiating_inbound_;
+  if (!conn) {
+    spdlog::info("inbound connection from {} failed: {}", from, conn.error().to_string());
+    co_return;
+  }
+  if (stopping_) {
+    (*conn)->start(nullptr, nullptr);
+    (*conn)->close("shutting down");
+    co_return;
+  }
+  add_connection(*conn);
+}
+
+Task<Result<std::shared_ptr<Connection>>> Host::connect(const Multiaddr& addr) {
+  auto peer_bytes = addr.p2p();
+  if (!peer_bytes) co_return co_await dial(addr, std::nullopt);
+  auto peer = crypto::PeerId::from_bytes(*peer_bytes);
+  if (!peer) co_return fail(Errc::invalid_input, "bad /p2p/ peer id in " + addr.to_string());
+  if (*peer == peer_id_) co_return fail(Errc::invalid_input, "refusing to dial self");
+  if (auto existing = connection_to(*peer)) co_return existing;
+  if (auto it = pending_dials_.find(*peer); it != pending_dials_.end()) {
+    auto pending = it->second;
+    while (!pending->finished) co_await pending->done.wait();
+    co_return pending->result;
+  }
+  auto pending = std::make_shared<PendingDial>(io_.get_executor());
+  pending_dials_[*peer] = pending;
+  auto result = co_await dial(addr, *peer);
+  pending->result = result;
+  pending->finished = true;
+  pending->done.notify();
+  pending_dials_.erase(*peer);
+  co_return result;
+}
+
+Task<Result<std::shared_ptr<Connection>>> Host::connect(const crypto::PeerId& peer) {
+  if (auto existing = connection_to(peer)) co_return existing;
+  auto it = peer_store_.find(peer);
+  if (it == peer_store_.end() || it->second.addrs.empty())
+    co_return fail(Errc::not_found, "no known address for " + peer.to_string());
+  Error last{Errc::not_found, "no address"};
+  auto addrs = it->second.addrs;  // the store may change while we dial
+  for (const auto& a : addrs) {
+    auto r = co_await connect(a.without_p2p().with_p2p(peer.bytes()));
+    if (r) co_return r;
+    last = r.error();
+  }
+  co_return tl::unexpected(last);
+}
+
+Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
+                                                     std::optional<crypto::PeerId> expected) {
+  if (stopping_) co_return fail(Errc::closed, "host is shutting down");
+  if (dials_in_flight_ >= config_.max_pending_dials) {
+    spdlog::warn("refusing dial to {}: max_pending_dials ({}) reached", addr.to_string(),
+                 config_.max_pending_dials);
+    co_return fail(Errc::limit_exceeded, "too many pending dials");
+  }
+  if (count(true) >= config_.max_outbound_connections) {
+    spdlog::warn("refusing dial to {}: max_outbound_connections ({}) reached", addr.to_string(),
+                 config_.max_outbound_connections);
+    co_return fail(Errc::limit_exceeded, "too many outbound connections");
+  }
+  auto target = addr.tcp_target();
+  if (!target) co_return fail(Errc::unsupported, "not a TCP address: " + addr.to_string());
+
+  ++dials_in_flight_;
+  struct Guard {
+    size_t& n;
+    ~Guard() { --n; }
+  } guard{dials_in_flight_};
+
+  auto deadline = Clock::now() + config_.dial_timeout;
+  std::vector<tcp::endpoint> endpoints;
+  boost::system::error_code ec;
+  if (target->is_dns) {
+    tcp::resolver resolver(io_);
+    asio::steady_timer timer(io_, deadline);
+    auto which = co_await (
+        resolver.async_resolve(target->host, std::to_string(target->port),
+                               asio::redirect_error(asio::use_awaitable, ec)) ||
+        timer.async_wait(asio::use_awaitable));
+    if (which.index() == 1) co_return fail(Errc::timeout, "resolving " + target->host + " timed out");
+    if (ec) co_return fail(Errc::io, "resolving " + target->host + ": " + ec.message());
+    for (const auto& entry : std::get<0>(which)) {
+      auto ep = entry.endpoint();
+      if ((target->family == 4 && !ep.address().is_v4()) ||
+          (target->family == 6 && !ep.address().is_v6()))
+        continue;
+      endpoints.push_back(ep);
+    }
+  } else {
+    auto ip = asio::ip::make_address(target->host, ec);
+    if (ec) co_return fail(Errc::invalid_input, "bad address " + target->host);
+    endpoints.emplace_back(ip, target->port);
+  }
+  if (endpoints.empty()) co_return fail(Errc::not_found, "no address for " + addr.to_string());
+
+  tcp::socket socket(io_);
+  Error last{Errc::io, "connect failed"};
+  bool connected = false;
+  for (const auto& ep : endpoints) {
+    socket = tcp::socket(io_);
+    asio::steady_timer timer(io_, deadline);
+    boost::system::error_code cec;
+    auto which = co_await (socket.async_connect(ep, asio::redirect_error(asio::use_awaitable, cec)) ||
+                           timer.async_wait(asio::use_awaitable));
+    if (which.index() == 1) {
+      last = Error{Errc::timeout, "connecting to " + addr.to_string() + " timed out"};
+      break;
+    }
+    if (!cec) {
+      connected = true;
+      break;
+    }
+    last = Error{Errc::io, "connecting to " + addr.to_string() + ": " + cec.message()};
+  }
+  if (!connected) co_return tl::unexpected(last);
+  socket.set_option(tcp::no_delay(true), ec);
+
+  auto upgrade_config = config_.upgrade;
+  auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  upgrade_config.timeout = std::max(std::chrono::milliseconds(1), remaining);
+  auto conn = co_await upgrade(std::move(socket), true, identity_, expected, upgrade_config);
+  if (!conn) {
+    auto e = conn.error();
+    e.message = "dial " + addr.to_string() + ": " + e.message;
+    co_return tl::unexpected(e);
+  }
+  if ((*conn)->remote_peer() == peer_id_) {
+    (*conn)->start(nullptr, nullptr);
+    (*conn)->close("dialed self");
+    co_return fail(Errc::invalid_input, "dialed self at " + addr.to_string());
+  }
+  if (stopping_) {
+    (*conn)->start(nullptr, nullptr);
+    (*conn)->close("shutting down");
+    co_return fail(Errc::closed, "host is shutting down");
+  }
+  add_connection(*conn);
+  co_return *conn;
+}
+
+void Host::add_connection(const std::shared_ptr<Connection>& conn) {
+  boost::system::error_code ec;
+  connections_.emplace(conn->remote_peer(), conn);
+  auto& info = peer_store_[conn->remote_peer()];
+  info.public_key = conn->info().remote_key;
+  if (conn->info().outbound) {
+    auto addr = conn->info().remote_addr;
+    if (std::find(info.addrs.begin(), info.addrs.end(), addr) == info.addrs.end())
+      info.addrs.push_back(addr);
+  }
+  spdlog::debug("conn {}: {} {} {}", conn->id(), conn->info().outbound ? "dialed" : "accepted",
+                conn->remote_peer().to_string(), conn->info().remote_addr.to_string());
+  conn->start([this](std::shared_ptr<Stream> s) { on_stream(s); },
+              [this](Connection& closed) {
+                auto [begin, end] = connections_.equal_range(closed.remote_peer());
+                std::shared_ptr<Connection> keep;
+                for (auto it = begin; it != end; ++it) {
+                  if (it->second.get() == &closed) {
+                    keep = it->second;
+                    connections_.erase(it);
+                    break;
+                  }
+                }
+                if (keep)
+                  for (auto& o : observers_) o(keep, ConnectionEvent::closed);
+                if (connections_.empty()) all_closed_.notify();
+              });
+  for (auto& o : observers_) o(conn, ConnectionEvent::opened);
+}
+
+void Host::on_stream(const std::shared_ptr<Stream>& stream) {
+  if (negotiating_ >= config_.max_negotiating_streams) {
+    spdlog::warn("resetting inbound stream from {}: max_negotiating_streams ({}) reached",
+                 stream->remote_peer().to_string(), config_.max_negotiating_streams);
+    stream->reset();
+    return;
+  }
+  asio::co_spawn(io_, serve_stream(stream),
+                 [](std::exception_ptr e) { log_exception(e, "stream handler"); });
+}
+
+Task<void> Host::serve_stream(std::shared_ptr<Stream> stream) {
+  ++negotiating_;
+  auto negotiated = co_await (
+      accept_protocol(*stream, [this](std::string_view p) { return handlers_.contains(std::string(p)); }) ||
+      [](asio::any_io_executor ex, std::chrono::milliseconds t) -> Task<void> {
+        asio::steady_timer timer(ex, t);
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }(io_.get_executor(), config_.negotiation_timeout));
+  --negotiating_;
+  if (negotiated.index() == 1) {
+    spdlog::info("stream from {}: protocol negotiation timed out",
+                 stream->remote_peer().to_string());
+    stream->reset();
+    co_return;
+  }
+  auto& protocol = std::get<0>(negotiated);
+  if (!protocol) {
+    spdlog::info("stream from {}: negotiation failed: {}", stream->remote_peer().to_string(),
+                 protocol.error().to_string());
+    stream->reset();
+    co_return;
+  }
+  auto it = handlers_.find(*protocol);
+  if (it == handlers_.end()) {
+    stream->reset();
+    co_return;
+  }
+  stream->set_protocol(*protocol);
+  auto handler = it->second;  // the handler may unregister itself
+  co_await handler(stream);
+}
+
+Task<Result<std::shared_ptr<Stream>>> Host::new_stream(const std::shared_ptr<Connection>& conn,
+                                                       const std::vector<std::string>& protocols) {
+  auto stream = co_await conn->open_stream();
+  if (!stream) co_return tl::unexpected(stream.error());
+  auto selected = co_await select_protocol(**stream, protocols);
+  if (!selected) {
+    (*stream)->reset();
+    co_return tl::unexpected(selected.error());
+  }
+  (*stream)->set_protocol(*selected);
+  co_return *stream;
+}
+
+Task<Result<std::shared_ptr<Stream>>> Host::new_stream(const crypto::PeerId& peer,
+                                                       const std::vector<std::string>& protocols) {
+  auto conn = co_await connect(peer);
+  if (!conn) co_return tl::unexpected(conn.error());
+  co_return co_await new_stream(*conn, protocols);
+}
+
+Task<void> Host::shutdown() {
+  stopping_ = true;
+  boost::system::error_code ec;
+  for (auto& a : acceptors_) a->close(ec);
+  auto conns = connections();
+  for (auto& c : conns) c->close("shutdown");
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (!connections_.empty()) {
+    if (!co_await all_closed_.wait_until(deadline)) break;
+  }
+  if (!connections_.empty())
+    spdlog::warn("shutdown: {} connections did not close in time", connections_.size());
+}
+
+// ---------------------------------------------------------------- stream helpers
+
+Task<Result<std::string>> select_protocol(Stream& stream, const std::vector<std::string>& protocols) {
+  multistream::Dialer dialer(protocols);
+  auto w = co_await stream.write(dialer.start());
+  if (!w) co_return tl::unexpected(w.error());
+  uint8_t buffer[1024];
+  while (!dialer.done()) {
+    auto n = co_await stream.read_some(buffer);
+    if (!n) co_return tl::unexpected(n.error());
+    if (*n == 0) co_return fail(Errc::closed, "stream closed during protocol negotiation");
+    auto fed = dialer.feed(BytesView(buffer, *n));
+    if (!fed) co_return tl::unexpected(fed.error());
+    Bytes out = dialer.take_output();
+    if (!out.empty()) {
+      auto w2 = co_await stream.write(out);
+      if (!w2) co_return tl::unexpected(w2.error());
+    }
+  }
+  stream.unread(dialer.take_remaining());
+  co_return dialer.selected();
+}
+
+Task<Result<std::string>> accept_protocol(Stream& stream,
+                                          const std::function<bool(std::string_view)>& supports) {
+  multistream::Listener listener(supports);
+  uint8_t buffer[1024];
+  while (!listener.done()) {
+    auto n = co_await stream.read_some(buffer);
+    if (!n) co_return tl::unexpected(n.error());
+    if (*n == 0) co_return fail(Errc::closed, "stream closed during protocol negotiation");
+    auto fed = listener.feed(BytesView(buffer, *n));
+    Bytes out = listener.take_output();
+    if (!out.empty()) {
+      auto w = co_await stream.write(out);
+      if (!w) co_return tl::unexpected(w.error());
+    }
+    if (!fed) co_return tl::unexpected(fed.error());
+  }
+  stream.unread(listener.take_remaining());
+  co_return listener.selected();
+}
+
+Task<Result<Bytes>> read_length_prefixed(Stream& stream, size_t max_size) {
+  Bytes prefix;
+  uint64_t length = 0;
+  for (;;) {
+    uint8_t b;
+    auto r = co_await stream.read_exact({&b, 1});
+    if (!r) co_return tl::unexpected(r.error());
+    prefix.push_back(b);
+    auto v = varint_decode(prefix);
+    if (!v) co_return tl::unexpected(v.error());
+    if (*v) {
+      length = (*v)->value;
+      break;
+    }
+  }
+  if (length > max_size)
+    co_return fail(Errc::limit_exceeded, "message of " + std::to_string(length) +
+                                             " bytes exceeds the limit of " +
+                                             std::to_string(max_size));
+  Bytes message(length);
+  auto r = co_await stream.read_exact(message);
+  if (!r) co_return tl::unexpected(r.error());
+  co_return message;
+}
+
+Task<Result<void>> write_length_prefixed(Stream& stream, BytesView message) {
+  Bytes framed = varint_bytes(message.size());
+  append(framed, message);
+  co_return co_await stream.write(framed);
+}
+
+}  // namespace p2pmq::host

@@ -1,0 +1,152 @@
+#include "protocols/identify.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "libp2p/identify.pb.h"
+
+namespace p2pmq::protocols {
+
+using host::Task;
+
+Result<IdentifyInfo> decode_identify(BytesView message, const crypto::PeerId& peer) {
+  libp2p::identify::Identify msg;
+  if (message.size() > kMaxIdentifyMessage ||
+      !msg.ParseFromArray(message.data(), static_cast<int>(message.size())))
+    return fail(Errc::invalid_input, "malformed identify message");
+  if (msg.has_publickey()) {
+    auto key = crypto::PublicKey::decode(as_bytes(msg.publickey()));
+    if (!key) return fail(Errc::invalid_input, "identify: bad public key: " + key.error().message);
+    if (!peer.matches(*key))
+      return fail(Errc::peer_id_mismatch, "identify: public key does not match " + peer.to_string());
+  }
+  if (msg.listenaddrs_size() > static_cast<int>(kMaxIdentifyEntries) ||
+      msg.protocols_size() > static_cast<int>(kMaxIdentifyEntries))
+    return fail(Errc::limit_exceeded, "identify: too many addresses or protocols");
+  IdentifyInfo info{peer, msg.protocolversion(), msg.agentversion(), {}, {}, std::nullopt};
+  for (const auto& p : msg.protocols()) info.protocols.push_back(p);
+  for (const auto& a : msg.listenaddrs()) {
+    auto addr = Multiaddr::decode(as_bytes(a));
+    if (addr) info.listen_addrs.push_back(addr->without_p2p());  // skip what we cannot read
+  }
+  if (msg.has_observedaddr()) {
+    auto addr = Multiaddr::decode(as_bytes(msg.observedaddr()));
+    if (addr) info.observed_addr = *addr;
+  }
+  return info;
+}
+
+struct Identify::Exchange {
+  explicit Exchange(host::asio::any_io_executor ex) : done(ex) {}
+  host::Signal done;
+  std::optional<Result<IdentifyInfo>> result;
+};
+
+Identify::Identify(host::Host& host, std::string agent_version)
+    : host_(host), agent_version_(std::move(agent_version)) {
+  host_.handle(std::string(kIdentifyProtocol),
+               [this](std::shared_ptr<host::Stream> s) -> Task<void> {
+                 auto conn = s->connection();
+                 if (!conn) co_return;
+                 auto w = co_await host::write_length_prefixed(*s, build_message(*conn));
+                 if (w) s->close_write();
+               });
+  host_.handle(std::string(kIdentifyPushProtocol),
+               [this](std::shared_ptr<host::Stream> s) -> Task<void> {
+                 auto message = co_await host::read_length_prefixed(*s, kMaxIdentifyMessage);
+                 if (!message) co_return;
+                 auto info = decode_identify(*message, s->remote_peer());
+                 if (!info) {
+                   spdlog::info("identify push from {}: {}", s->remote_peer().to_string(),
+                                info.error().to_string());
+                   co_return;
+                 }
+                 record(*info);
+               });
+  host_.observe([this](const std::shared_ptr<host::Connection>& conn, host::ConnectionEvent e) {
+    if (e == host::ConnectionEvent::closed) {
+      exchanges_.erase(conn->id());
+      return;
+    }
+    host::asio::co_spawn(
+        host_.executor(),
+        [this, conn]() -> Task<void> {
+          auto info = co_await identify(conn);
+          if (!info)
+            spdlog::debug("identify {}: {}", conn->remote_peer().to_string(),
+                          info.error().to_string());
+        },
+        host::asio::detached);
+  });
+}
+
+Bytes Identify::build_message(const host::Connection& conn) const {
+  libp2p::identify::Identify msg;
+  msg.set_protocolversion(std::string(kLibp2pProtocolVersion));
+  msg.set_agentversion(agent_version_);
+  Bytes key = host_.identity().public_key().encode();
+  msg.set_publickey(std::string(as_string(key)));
+  for (const auto& a : host_.listen_addrs()) {
+    Bytes b = a.bytes();
+    msg.add_listenaddrs(std::string(as_string(b)));
+  }
+  Bytes observed = conn.info().remote_addr.bytes();
+  msg.set_observedaddr(std::string(as_string(observed)));
+  for (const auto& p : host_.protocols()) msg.add_protocols(p);
+  std::string out;
+  msg.SerializeToString(&out);
+  return to_bytes(out);
+}
+
+void Identify::record(const IdentifyInfo& info) {
+  auto& entry = host_.peer_store()[info.peer];
+  entry.protocols = info.protocols;
+  entry.agent_version = info.agent_version;
+  entry.protocol_version = info.protocol_version;
+  for (const auto& a : info.listen_addrs)
+    if (std::find(entry.addrs.begin(), entry.addrs.end(), a) == entry.addrs.end() &&
+        entry.addrs.size() < kMaxIdentifyEntries)
+      entry.addrs.push_back(a);
+  for (auto& l : listeners_) l(info);
+}
+
+Task<Result<IdentifyInfo>> Identify::identify(std::shared_ptr<host::Connection> conn) {
+  auto it = exchanges_.find(conn->id());
+  if (it == exchanges_.end()) {
+    auto exchange = std::make_shared<Exchange>(host_.executor());
+    exchanges_[conn->id()] = exchange;
+    exchange->result = co_await request(conn);
+    exchange->done.notify();
+    co_return *exchange->result;
+  }
+  auto exchange = it->second;
+  while (!exchange->result) co_await exchange->done.wait();
+  co_return *exchange->result;
+}
+
+Task<Result<IdentifyInfo>> Identify::request(std::shared_ptr<host::Connection> conn) {
+  std::vector<std::string> protocols{std::string(kIdentifyProtocol)};
+  auto stream = co_await host_.new_stream(conn, protocols);
+  if (!stream) co_return tl::unexpected(stream.error());
+  (*stream)->close_write();
+  auto message = co_await host::read_length_prefixed(**stream, kMaxIdentifyMessage);
+  if (!message) co_return tl::unexpected(message.error());
+  auto info = decode_identify(*message, conn->remote_peer());
+  if (!info) co_return info;
+  record(*info);
+  co_return info;
+}
+
+void Identify::push_all() {
+  for (auto& conn : host_.connections())
+    host::asio::co_spawn(host_.executor(), push(conn), host::asio::detached);
+}
+
+Task<void> Identify::push(std::shared_ptr<host::Connection> conn) {
+  std::vector<std::string> protocols{std::string(kIdentifyPushProtocol)};
+  auto stream = co_await host_.new_stream(conn, protocols);
+  if (!stream) co_return;
+  auto w = co_await host::write_length_prefixed(**stream, build_message(*conn));
+  if (w) (*stream)->close_write();
+}
+
+}  // namespace p2pmq::protocols

@@ -1,0 +1,377 @@
+#!/usr/bin/env node
+// One js-libp2p 2.10 node for p2pmq's interoperability tests. Subcommands mirror
+// the C++ `p2pmq` binary so tests and the benchmark can swap either side:
+//
+//   node peer.mjs listen [--echo] [--key HEXFILE]
+//   node peer.mjs ping <multiaddr> [--count N]
+//   node peer.mjs identify <multiaddr>
+//   node peer.mjs echo <multiaddr> --streams N --bytes B
+//   node peer.mjs dialbench <multiaddr> --count N
+//   node peer.mjs keygen [--out HEXFILE]        (prints the peer id)
+//
+// Client subcommands accept --timeout SECONDS (default 120): the whole run is
+// aborted with exit code 3 after it. Everything stays on 127.0.0.1.
+import './polyfill.mjs'
+import { setMaxListeners } from 'node:events'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { generateKeyPair, generateKeyPairFromSeed, privateKeyFromProtobuf, privateKeyFromRaw, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+
+const ECHO_PROTOCOL = '/p2pmq/echo/1.0.0'
+const STREAM_LIMIT = 1024
+const CHUNK = 64 * 1024
+
+const USAGE = `usage:
+  node peer.mjs listen [--echo] [--key HEXFILE] [--agent AGENT_VERSION]
+  node peer.mjs ping <multiaddr> [--count N] [--timeout S]
+  node peer.mjs identify <multiaddr> [--timeout S]
+  node peer.mjs echo <multiaddr> --streams N --bytes B [--timeout S]
+  node peer.mjs dialbench <multiaddr> --count N [--timeout S]
+  node peer.mjs keygen [--out HEXFILE]`
+
+class UsageError extends Error {}
+
+function parseArgs (argv) {
+  const [cmd, ...rest] = argv
+  const opts = { _: [] }
+  const flags = new Set(['echo'])
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]
+    if (a.startsWith('--')) {
+      const name = a.slice(2)
+      if (flags.has(name)) { opts[name] = true; continue }
+      if (i + 1 >= rest.length) throw new UsageError(`option ${a} needs a value`)
+      opts[name] = rest[++i]
+    } else {
+      opts._.push(a)
+    }
+  }
+  return { cmd, opts }
+}
+
+function intOpt (opts, name, dflt) {
+  if (opts[name] == null) {
+    if (dflt === undefined) throw new UsageError(`--${name} is required`)
+    return dflt
+  }
+  const v = Number(opts[name])
+  if (!Number.isSafeInteger(v) || v < 0) throw new UsageError(`--${name} must be a non-negative integer, got ${opts[name]}`)
+  return v
+}
+
+function out (line) {
+  return new Promise(resolve => process.stdout.write(line + '\n', () => resolve()))
+}
+
+// Key file: either the binary libp2p protobuf-encoded PrivateKey (what
+// `p2pmq keygen` / `p2pmq agent --key` write), or hex text (whitespace ignored)
+// of that protobuf (what `keygen` here writes), of a 32-byte Ed25519 seed, or of
+// a 64-byte raw Ed25519 private key (seed || public key).
+async function loadKey (file) {
+  const raw = readFileSync(file)
+  const text = raw.toString('latin1').replace(/\s+/g, '')
+  if (text.length > 0 && /^([0-9a-fA-F]{2})+$/.test(text)) {
+    const bytes = Uint8Array.from(Buffer.from(text, 'hex'))
+    if (bytes.length === 32) return generateKeyPairFromSeed('Ed25519', bytes)
+    if (bytes.length === 64) return privateKeyFromRaw(bytes)
+    return privateKeyFromProtobuf(bytes)
+  }
+  try {
+    return privateKeyFromProtobuf(Uint8Array.from(raw))
+  } catch (err) {
+    throw new Error(`key file ${file}: neither hex nor a libp2p protobuf private key (${err.message})`)
+  }
+}
+
+async function makeNode ({ listen = false, privateKey, identifyOnConnect = true, agentVersion } = {}) {
+  return createLibp2p({
+    privateKey,
+    ...(agentVersion != null ? { nodeInfo: { userAgent: agentVersion } } : {}),
+    addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({ maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT })],
+    connectionGater: {
+      // loopback is all these tests use: never refuse it
+      denyDialMultiaddr: async () => false
+    },
+    connectionManager: {
+      // loopback bypasses the per-host inbound rate limiter, the pending
+      // connection cap and the connection pruner (see DESIGN.md §7)
+      allow: ['/ip4/127.0.0.0/ipcidr/8'],
+      maxConnections: 10_000,
+      maxIncomingPendingConnections: 1_000,
+      inboundConnectionThreshold: 1_000_000,
+      maxParallelDials: 100,
+      dialTimeout: 30_000,
+      inboundUpgradeTimeout: 30_000
+    },
+    services: {
+      identify: identify({ runOnConnectionOpen: identifyOnConnect, timeout: 30_000 }),
+      ping: ping({ maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT, timeout: 30_000 })
+    }
+  })
+}
+
+async function stopNode (node) {
+  // a hung stop must not keep the process (and the test) alive
+  await Promise.race([
+    node.stop().catch(err => process.stderr.write(`peer.mjs: stop: ${err.message}\n`)),
+    new Promise(resolve => setTimeout(resolve, 5000).unref())
+  ])
+}
+
+// ---- deterministic data for echo --------------------------------------------
+// Each stream sends a pseudo-random pattern of PERIOD bytes repeated. PERIOD is
+// odd and near 1 MiB, so repetitions never line up with frame or chunk sizes.
+const PERIOD = 1_048_573
+function pattern (streamIndex, length) {
+  const n = Math.min(length, PERIOD)
+  const buf = Buffer.allocUnsafe(n + 4)
+  let x = (Math.imul(streamIndex + 1, 0x9E3779B1) ^ 0x5bd1e995) >>> 0
+  if (x === 0) x = 1
+  for (let i = 0; i < n; i += 4) {
+    x ^= x << 13; x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5; x >>>= 0
+    buf.writeUInt32LE(x, i)
+  }
+  return buf.subarray(0, n)
+}
+
+async function * sendSource (pat, total) {
+  let sent = 0
+  while (sent < total) {
+    const off = sent % pat.length
+    const n = Math.min(CHUNK, total - sent, pat.length - off)
+    yield pat.subarray(off, off + n)
+    sent += n
+  }
+}
+
+async function echoOne (conn, index, bytes, signal) {
+  const pat = pattern(index, bytes)
+  const stream = await conn.newStream(ECHO_PROTOCOL, { signal, maxOutboundStreams: STREAM_LIMIT })
+  const onAbort = () => stream.abort(new Error('deadline'))
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    let received = 0
+    let firstBad = -1
+    const reader = (async () => {
+      for await (const list of stream.source) {
+        for (const chunk of list) {
+          let pos = 0
+          while (pos < chunk.length) {
+            if (received >= bytes) { // more than we sent
+              if (firstBad < 0) firstBad = received
+              received += chunk.length - pos
+              break
+            }
+            const off = received % pat.length
+            const n = Math.min(chunk.length - pos, pat.length - off, bytes - received)
+            if (firstBad < 0 && Buffer.compare(chunk.subarray(pos, pos + n), pat.subarray(off, off + n)) !== 0) {
+              firstBad = received
+            }
+            received += n
+            pos += n
+          }
+        }
+      }
+    })()
+    await Promise.all([stream.sink(sendSource(pat, bytes)), reader])
+    await stream.close().catch(() => {})
+    if (firstBad >= 0 || received !== bytes) {
+      return { ok: false, error: `stream ${index}: received ${received} of ${bytes} bytes${firstBad >= 0 ? `, first mismatch at byte ${firstBad}` : ''}` }
+    }
+    return { ok: true }
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+// ---- subcommands -------------------------------------------------------------
+async function cmdListen (opts) {
+  const privateKey = opts.key != null ? await loadKey(opts.key) : undefined
+  const node = await makeNode({ listen: true, privateKey, agentVersion: opts.agent })
+  if (opts.echo) {
+    await node.handle(ECHO_PROTOCOL, ({ stream }) => {
+      // echo every byte; sink ends (closing our write side) at the remote's EOF
+      stream.sink(stream.source).catch(err => {
+        stream.abort(err)
+      })
+    }, { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT })
+  }
+  let stopping = false
+  const stop = async (sig) => {
+    if (stopping) return
+    stopping = true
+    await stopNode(node)
+    process.exit(0)
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+  const id = node.peerId.toString()
+  const addrs = node.getMultiaddrs()
+  if (addrs.length === 0) throw new Error('node has no listen address')
+  for (const ma of addrs) {
+    const s = ma.toString()
+    await out(`listening ${s.includes('/p2p/') ? s : `${s}/p2p/${id}`}`)
+  }
+  // keep running until a signal arrives
+  setInterval(() => {}, 1 << 30)
+}
+
+// js-libp2p 2.10 does not hand the expected peer id of a /p2p/ address to the
+// connection encrypter, so Noise accepts whichever key the remote proves. Check
+// it here: a mismatch must fail the dial.
+async function dialChecked (node, ma, signal) {
+  const conn = await node.dial(ma, { signal })
+  const want = ma.getPeerId()
+  if (want != null && conn.remotePeer.toString() !== want) {
+    await conn.close().catch(err => conn.abort(err))
+    throw new Error(`peer id mismatch: dialed ${want} but the remote proved ${conn.remotePeer}`)
+  }
+  return conn
+}
+
+function targetAddr (opts) {
+  if (opts._.length !== 1) throw new UsageError('exactly one <multiaddr> is required')
+  try {
+    return multiaddr(opts._[0])
+  } catch (err) {
+    throw new UsageError(`bad multiaddr ${opts._[0]}: ${err.message}`)
+  }
+}
+
+async function cmdPing (node, ma, opts, signal) {
+  const count = intOpt(opts, 'count', 1)
+  const conn = await dialChecked(node, ma, signal)
+  const who = conn.remotePeer.toString()
+  for (let i = 1; i <= count; i++) {
+    const rtt = await node.services.ping.ping(conn.remotePeer, { signal })
+    await out(`pong ${i} from ${who} rtt=${rtt} ms`)
+  }
+  return 0
+}
+
+async function cmdIdentify (node, ma, opts, signal) {
+  const conn = await dialChecked(node, ma, signal)
+  const r = await node.services.identify.identify(conn, { signal })
+  await out(JSON.stringify({
+    peer: r.peerId.toString(),
+    agentVersion: r.agentVersion ?? null,
+    protocolVersion: r.protocolVersion ?? null,
+    protocols: r.protocols ?? [],
+    listenAddrs: (r.listenAddrs ?? []).map(a => a.toString()),
+    observedAddr: r.observedAddr != null ? r.observedAddr.toString() : null
+  }))
+  return 0
+}
+
+async function cmdEcho (node, ma, opts, signal) {
+  const streams = intOpt(opts, 'streams', 1)
+  const bytes = intOpt(opts, 'bytes')
+  if (streams < 1) throw new UsageError('--streams must be at least 1')
+  const conn = await dialChecked(node, ma, signal)
+  const t0 = process.hrtime.bigint()
+  const results = await Promise.all(Array.from({ length: streams }, (_, i) =>
+    echoOne(conn, i, bytes, signal).catch(err => ({ ok: false, error: `stream ${i}: ${err.name}: ${err.message}` }))))
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  const errors = results.filter(r => !r.ok).map(r => r.error)
+  const ok = errors.length === 0
+  await out(JSON.stringify({ ok, streams, bytes, seconds: round(seconds, 6), MBps: round(streams * bytes / seconds / 1e6, 3) }))
+  if (!ok) {
+    for (const e of errors.slice(0, 10)) process.stderr.write(`peer.mjs: echo: ${e}\n`)
+    if (errors.length > 10) process.stderr.write(`peer.mjs: echo: ... ${errors.length - 10} more failed streams\n`)
+    return 1
+  }
+  return 0
+}
+
+async function cmdDialbench (node, ma, opts, signal) {
+  const count = intOpt(opts, 'count')
+  if (count < 1) throw new UsageError('--count must be at least 1')
+  const lat = []
+  const t0 = process.hrtime.bigint()
+  for (let i = 0; i < count; i++) {
+    const s = process.hrtime.bigint()
+    // dial resolves once TCP + multistream + noise + yamux are done
+    const conn = await dialChecked(node, ma, signal)
+    lat.push(Number(process.hrtime.bigint() - s) / 1e6)
+    await conn.close({ signal })
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  lat.sort((a, b) => a - b)
+  const pct = p => lat[Math.min(lat.length - 1, Math.ceil(p * lat.length) - 1)]
+  await out(JSON.stringify({ count, per_second: round(count / seconds, 3), p50_ms: round(pct(0.5), 3), p99_ms: round(pct(0.99), 3) }))
+  return 0
+}
+
+async function cmdKeygen (opts) {
+  const key = await generateKeyPair('Ed25519')
+  const hex = Buffer.from(privateKeyToProtobuf(key)).toString('hex')
+  if (opts.out != null) writeFileSync(opts.out, hex + '\n', { mode: 0o600 })
+  else process.stderr.write(hex + '\n')
+  await out(peerIdFromPrivateKey(key).toString())
+  return 0
+}
+
+function round (x, digits) {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
+
+const CLIENTS = { ping: cmdPing, identify: cmdIdentify, echo: cmdEcho, dialbench: cmdDialbench }
+
+async function main () {
+  const { cmd, opts } = parseArgs(process.argv.slice(2))
+  if (cmd === 'listen') return cmdListen(opts)
+  if (cmd === 'keygen') process.exit(await cmdKeygen(opts))
+  const fn = CLIENTS[cmd]
+  if (fn == null) throw new UsageError(cmd == null ? 'missing subcommand' : `unknown subcommand ${cmd}`)
+  const ma = targetAddr(opts)
+  const timeoutS = intOpt(opts, 'timeout', 120)
+  const controller = new AbortController()
+  setMaxListeners(Infinity, controller.signal)
+  const timer = setTimeout(() => {
+    process.stderr.write(`peer.mjs: ${cmd} ${ma}: timed out after ${timeoutS} s\n`)
+    controller.abort(new Error('timeout'))
+    // give the abort a moment to unwind, then leave regardless
+    setTimeout(() => process.exit(3), 2000).unref()
+  }, timeoutS * 1000)
+  const node = await makeNode({ identifyOnConnect: cmd !== 'identify' && cmd !== 'dialbench' })
+  let code
+  try {
+    code = await fn(node, ma, opts, controller.signal)
+  } catch (err) {
+    process.stderr.write(`peer.mjs: ${cmd} ${ma} failed: ${describe(err)}\n`)
+    code = controller.signal.aborted ? 3 : 1
+  }
+  clearTimeout(timer)
+  await stopNode(node)
+  process.exit(code)
+}
+
+function describe (err) {
+  let s = `${err?.name ?? 'Error'}: ${err?.message ?? err}`
+  // AggregateError from the dialer hides the per-address reasons
+  if (Array.isArray(err?.errors)) s += ' [' + err.errors.map(e => `${e?.name}: ${e?.message}`).join('; ') + ']'
+  if (err?.cause != null) s += ` (cause: ${err.cause?.name ?? ''}: ${err.cause?.message ?? err.cause})`
+  return s
+}
+
+main().catch(err => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`peer.mjs: ${err.message}\n${USAGE}\n`)
+    process.exit(2)
+  }
+  process.stderr.write(`peer.mjs: ${describe(err)}\n`)
+  process.exit(1)
+})
