@@ -10,6 +10,7 @@
 #include "host/host.hpp"
 #include "protocols/echo.hpp"
 #include "protocols/identify.hpp"
+#include "protocols/perf.hpp"
 #include "protocols/ping.hpp"
 
 namespace p2pmq::cli {
@@ -21,7 +22,9 @@ namespace {
 
 int g_exit = 0;
 
-std::string agent_version() { return std::string("p2pmq/") + P2PMQ_VERSION; }
+std::string agent_version() {
+  return std::string("p2pmq/") + P2PMQ_VERSION;
+}
 
 Result<crypto::PrivateKey> load_key(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -43,7 +46,8 @@ Result<void> save_key(const crypto::PrivateKey& key, const std::string& path) {
 
 Result<Multiaddr> parse_target(const std::string& text) {
   auto addr = Multiaddr::parse(text);
-  if (!addr) return fail(Errc::invalid_input, "bad multiaddr '" + text + "': " + addr.error().message);
+  if (!addr)
+    return fail(Errc::invalid_input, "bad multiaddr '" + text + "': " + addr.error().message);
   if (!addr->tcp_target()) return fail(Errc::unsupported, "not a TCP multiaddr: " + text);
   return addr;
 }
@@ -223,8 +227,8 @@ Task<bool> echo_one(host::Host& node, std::shared_ptr<host::Connection> conn, si
       [s, &data, &write_ok]() -> Task<void> {
         constexpr size_t kChunk = 64 * 1024;
         for (size_t off = 0; off < data.size(); off += kChunk) {
-          auto w = co_await s->write(
-              BytesView(data.data() + off, std::min(kChunk, data.size() - off)));
+          auto w =
+              co_await s->write(BytesView(data.data() + off, std::min(kChunk, data.size() - off)));
           if (!w) {
             write_ok = false;
             co_return;
@@ -246,7 +250,7 @@ Task<bool> echo_one(host::Host& node, std::shared_ptr<host::Connection> conn, si
     received.insert(received.end(), buffer.begin(), buffer.begin() + static_cast<ptrdiff_t>(*n));
     if (received.size() > bytes) break;
   }
-  co_return write_ok && received == data;
+  co_return write_ok&& received == data;
 }
 
 void add_echo(CLI::App& app) {
@@ -336,14 +340,56 @@ void add_dialbench(CLI::App& app) {
   });
 }
 
+void add_perf(CLI::App& app) {
+  auto* cmd = app.add_subcommand("perf", "measure throughput with /perf/1.0.0 (libp2p perf spec)");
+  static std::string target;
+  static uint64_t upload = 256ull << 20, download = 256ull << 20;
+  cmd->add_option("multiaddr", target, "peer address")->required();
+  cmd->add_option("--upload", upload, "bytes to send");
+  cmd->add_option("--download", download, "bytes to ask back");
+  cmd->callback([] {
+    auto addr = parse_target(target);
+    if (!addr) {
+      fail_with("perf", addr.error());
+      g_exit = 2;
+      return;
+    }
+    g_exit = run_client([&](host::Host& node, protocols::Identify&) -> Task<int> {
+      auto conn = co_await node.connect(*addr);
+      if (!conn) {
+        fail_with("cannot reach " + target, conn.error());
+        co_return 1;
+      }
+      auto r = co_await protocols::run_perf(node, *conn, upload, download);
+      if (!r) {
+        fail_with("perf " + target, r.error());
+        co_return 1;
+      }
+      nlohmann::json j;
+      j["upload_bytes"] = upload;
+      j["download_bytes"] = download;
+      j["upload_seconds"] = r->upload.count();
+      j["download_seconds"] = r->download.count();
+      j["upload_MBps"] =
+          r->upload.count() > 0 ? static_cast<double>(upload) / r->upload.count() / 1e6 : 0.0;
+      j["download_MBps"] =
+          r->download.count() > 0 ? static_cast<double>(download) / r->download.count() / 1e6 : 0.0;
+      std::cout << j.dump() << std::endl;
+      co_return 0;
+    });
+  });
+}
+
 void add_agent(CLI::App& app) {
   auto* cmd = app.add_subcommand("agent", "run the p2pmq agent daemon");
   static std::vector<std::string> listen{"/ip4/127.0.0.1/tcp/0"};
   static std::string key_path;
   static bool echo = false;
+  static bool perf = false;
   cmd->add_option("--listen", listen, "multiaddr to listen on (repeatable)");
   cmd->add_option("--key", key_path, "identity key file (created when missing)");
   cmd->add_flag("--echo", echo, "serve /p2pmq/echo/1.0.0 (tests, benchmarks)");
+  cmd->add_flag("--perf", perf, "serve /perf/1.0.0 (throughput benchmarks)");
   cmd->callback([] {
     std::optional<crypto::PrivateKey> key;
     if (key_path.empty()) {
@@ -379,6 +425,7 @@ void add_agent(CLI::App& app) {
     protocols::Identify identify(node, agent_version());
     protocols::Ping ping(node);
     if (echo) protocols::serve_echo(node);
+    if (perf) protocols::serve_perf(node);
     if (auto r = node.start(); !r) {
       fail_with("agent", r.error());
       g_exit = 1;
@@ -392,9 +439,8 @@ void add_agent(CLI::App& app) {
       if (ec) return;
       spdlog::info("signal {}: shutting down", sig);
       asio::co_spawn(
-          io, [&]() -> Task<void> { co_await node.shutdown(); }, [&](std::exception_ptr) {
-            io.stop();
-          });
+          io, [&]() -> Task<void> { co_await node.shutdown(); },
+          [&](std::exception_ptr) { io.stop(); });
     });
     io.run();
     g_exit = 0;
@@ -410,9 +456,12 @@ void register_commands(CLI::App& app) {
   add_identify(app);
   add_echo(app);
   add_dialbench(app);
+  add_perf(app);
   add_agent(app);
 }
 
-int exit_code() { return g_exit; }
+int exit_code() {
+  return g_exit;
+}
 
 }  // namespace p2pmq::cli

@@ -1,7 +1,7 @@
 // p2pmq: the one command-line binary (agent daemon, keys, diagnostics).
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdlib>
 
@@ -10,7 +10,8 @@
 int main(int argc, char** argv) {
   // Logs go to stderr: stdout carries the command's results.
   spdlog::set_default_logger(spdlog::stderr_color_mt("p2pmq"));
-  if (const char* level = std::getenv("P2PMQ_LOG")) spdlog::set_level(spdlog::level::from_str(level));
+  if (const char* level = std::getenv("P2PMQ_LOG"))
+    spdlog::set_level(spdlog::level::from_str(level));
 
   CLI::App app{"p2pmq: a distributed, permissionless message queue over libp2p"};
   app.require_subcommand(1);

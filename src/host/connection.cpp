@@ -158,7 +158,9 @@ Connection::Connection(tcp::socket socket, noise::Session noise, yamux::Session 
 
 Connection::~Connection() = default;
 
-asio::any_io_executor Connection::socket_executor() { return socket_.get_executor(); }
+asio::any_io_executor Connection::socket_executor() {
+  return socket_.get_executor();
+}
 
 void Connection::start(StreamCallback on_stream, ClosedCallback on_closed) {
   on_stream_ = std::move(on_stream);
@@ -179,7 +181,9 @@ Task<Result<std::shared_ptr<Stream>>> Connection::open_stream() {
   co_return stream;
 }
 
-void Connection::forget_stream(yamux::StreamId id) { streams_.erase(id); }
+void Connection::forget_stream(yamux::StreamId id) {
+  streams_.erase(id);
+}
 
 std::shared_ptr<Stream> Connection::find_stream(yamux::StreamId id) {
   auto it = streams_.find(id);
@@ -230,7 +234,8 @@ void Connection::dispatch_events() {
 Task<void> Connection::read_loop() {
   auto self = shared_from_this();
   Bytes buffer(kReadChunk);
-  Bytes plaintext;
+  // Sized once: a partial frame carried over plus a full read always fit, so no read allocates.
+  Bytes plaintext(kReadChunk + 2 * 65536);
   if (!early_plaintext_.empty()) {
     auto fed = mux_.feed(early_plaintext_, Clock::now());
     early_plaintext_.clear();
@@ -253,13 +258,13 @@ Task<void> Connection::read_loop() {
       }
       co_return;
     }
-    plaintext.clear();
-    auto decrypted = noise_.decrypt(BytesView(buffer.data(), n), plaintext);
+    if (noise_.max_plaintext(n) > plaintext.size()) plaintext.resize(noise_.max_plaintext(n));
+    auto decrypted = noise_.decrypt_into(BytesView(buffer.data(), n), plaintext.data());
     if (!decrypted) {
       drop("noise: " + decrypted.error().message);
       co_return;
     }
-    auto fed = mux_.feed(plaintext, Clock::now());
+    auto fed = mux_.feed(BytesView(plaintext.data(), *decrypted), Clock::now());
     dispatch_events();
     if (!fed) {
       drop("yamux: " + fed.error().message);
@@ -272,17 +277,20 @@ Task<void> Connection::read_loop() {
 Task<void> Connection::write_loop() {
   auto self = shared_from_this();
   Bytes wire;
+  Bytes out;
   while (open_) {
     if (!mux_.has_output()) {
       if (closing_) break;
       co_await write_ready_.wait();
       continue;
     }
-    Bytes out = mux_.take_output();
-    wire.clear();
-    noise_.encrypt(out, wire);
+    mux_.swap_output(out);
+    // The wire buffer only grows, so sealing never zero-fills or allocates in steady state.
+    size_t need = noise::Session::sealed_size(out.size());
+    if (need > wire.size()) wire.resize(need);
+    size_t n = noise_.encrypt_into(out, wire.data());
     boost::system::error_code ec;
-    co_await asio::async_write(socket_, asio::buffer(wire),
+    co_await asio::async_write(socket_, asio::buffer(wire.data(), n),
                                asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       finish("write: " + ec.message());

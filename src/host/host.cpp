@@ -79,7 +79,9 @@ void Host::handle(const std::string& protocol, StreamHandler handler) {
   handlers_[protocol] = std::move(handler);
 }
 
-void Host::unhandle(const std::string& protocol) { handlers_.erase(protocol); }
+void Host::unhandle(const std::string& protocol) {
+  handlers_.erase(protocol);
+}
 
 std::vector<std::string> Host::protocols() const {
   std::vector<std::string> out;
@@ -116,7 +118,8 @@ void Host::disconnect(const crypto::PeerId& peer, const std::string& reason) {
 Task<void> Host::accept_loop(std::shared_ptr<tcp::acceptor> acceptor) {
   while (!stopping_ && acceptor->is_open()) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket =
+        co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) co_return;
       spdlog::warn("accept: {}", ec.message());
@@ -221,11 +224,11 @@ Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
   if (target->is_dns) {
     tcp::resolver resolver(io_);
     asio::steady_timer timer(io_, deadline);
-    auto which = co_await (
-        resolver.async_resolve(target->host, std::to_string(target->port),
-                               asio::redirect_error(asio::use_awaitable, ec)) ||
-        timer.async_wait(asio::use_awaitable));
-    if (which.index() == 1) co_return fail(Errc::timeout, "resolving " + target->host + " timed out");
+    auto which = co_await (resolver.async_resolve(target->host, std::to_string(target->port),
+                                                  asio::redirect_error(asio::use_awaitable, ec)) ||
+                           timer.async_wait(asio::use_awaitable));
+    if (which.index() == 1)
+      co_return fail(Errc::timeout, "resolving " + target->host + " timed out");
     if (ec) co_return fail(Errc::io, "resolving " + target->host + ": " + ec.message());
     for (const auto& entry : std::get<0>(which)) {
       auto ep = entry.endpoint();
@@ -248,8 +251,9 @@ Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
     socket = tcp::socket(io_);
     asio::steady_timer timer(io_, deadline);
     boost::system::error_code cec;
-    auto which = co_await (socket.async_connect(ep, asio::redirect_error(asio::use_awaitable, cec)) ||
-                           timer.async_wait(asio::use_awaitable));
+    auto which =
+        co_await (socket.async_connect(ep, asio::redirect_error(asio::use_awaitable, cec)) ||
+                  timer.async_wait(asio::use_awaitable));
     if (which.index() == 1) {
       last = Error{Errc::timeout, "connecting to " + addr.to_string() + " timed out"};
       break;
@@ -330,8 +334,9 @@ void Host::on_stream(const std::shared_ptr<Stream>& stream) {
 Task<void> Host::serve_stream(std::shared_ptr<Stream> stream) {
   ++negotiating_;
   auto negotiated = co_await (
-      accept_protocol(*stream, [this](std::string_view p) { return handlers_.contains(std::string(p)); }) ||
-      [](asio::any_io_executor ex, std::chrono::milliseconds t) -> Task<void> {
+      accept_protocol(*stream,
+                      [this](std::string_view p) { return handlers_.contains(std::string(p)); }) ||
+          [](asio::any_io_executor ex, std::chrono::milliseconds t) -> Task<void> {
         asio::steady_timer timer(ex, t);
         boost::system::error_code ec;
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -396,7 +401,8 @@ Task<void> Host::shutdown() {
 
 // ---------------------------------------------------------------- stream helpers
 
-Task<Result<std::string>> select_protocol(Stream& stream, const std::vector<std::string>& protocols) {
+Task<Result<std::string>> select_protocol(Stream& stream,
+                                          const std::vector<std::string>& protocols) {
   multistream::Dialer dialer(protocols);
   auto w = co_await stream.write(dialer.start());
   if (!w) co_return tl::unexpected(w.error());

@@ -107,7 +107,8 @@ class Host {
 };
 
 // Multistream-select over an open stream.
-Task<Result<std::string>> select_protocol(Stream& stream, const std::vector<std::string>& protocols);
+Task<Result<std::string>> select_protocol(Stream& stream,
+                                          const std::vector<std::string>& protocols);
 Task<Result<std::string>> accept_protocol(Stream& stream,
                                           const std::function<bool(std::string_view)>& supports);
 

@@ -78,8 +78,7 @@ Task<Result<std::shared_ptr<Connection>>> run_upgrade(tcp::socket& socket, bool 
     if (!r) co_return tl::unexpected(r.error());
     leftover = std::move(*r);
   } else {
-    multistream::Listener listener(
-        [](std::string_view p) { return p == noise::kProtocolId; });
+    multistream::Listener listener([](std::string_view p) { return p == noise::kProtocolId; });
     auto r = co_await negotiate(pipe, listener, {});
     if (!r) co_return tl::unexpected(r.error());
     leftover = std::move(*r);
@@ -127,8 +126,7 @@ Task<Result<std::shared_ptr<Connection>>> run_upgrade(tcp::socket& socket, bool 
     if (!r) co_return tl::unexpected(r.error());
     early = std::move(*r);
   } else {
-    multistream::Listener listener(
-        [](std::string_view p) { return p == yamux::kProtocolId; });
+    multistream::Listener listener([](std::string_view p) { return p == yamux::kProtocolId; });
     auto r = co_await negotiate(pipe, listener, std::move(plain_rest));
     if (!r) co_return tl::unexpected(r.error());
     early = std::move(*r);

@@ -32,25 +32,32 @@ Bytes signed_message(const crypto::X25519Key& static_key) {
 Session::Session(const crypto::AeadKey& send_key, const crypto::AeadKey& recv_key)
     : send_(send_key), recv_(recv_key) {}
 
-void Session::encrypt(BytesView plaintext, Bytes& out_wire) {
-  const size_t frames = (plaintext.size() + kMaxPlaintext - 1) / kMaxPlaintext;
-  const size_t need = out_wire.size() + plaintext.size() + frames * (2 + crypto::kAeadTag);
-  // Grow geometrically: callers append to the same buffer many times.
-  if (need > out_wire.capacity()) out_wire.reserve(std::max(need, 2 * out_wire.capacity()));
+size_t Session::sealed_size(size_t plaintext_size) {
+  const size_t frames = (plaintext_size + kMaxPlaintext - 1) / kMaxPlaintext;
+  return plaintext_size + frames * (2 + crypto::kAeadTag);
+}
+
+size_t Session::encrypt_into(BytesView plaintext, uint8_t* out) {
+  uint8_t* p = out;
   while (!plaintext.empty()) {
     if (send_.exhausted()) throw std::overflow_error("noise: send nonce exhausted");
     const size_t n = std::min(plaintext.size(), kMaxPlaintext);
-    const size_t start = out_wire.size();
-    // TODO(perf): resize zero-fills bytes that seal() overwrites at once.
-    out_wire.resize(start + 2 + n + crypto::kAeadTag);
-    write_u16be(out_wire.data() + start, n + crypto::kAeadTag);
+    write_u16be(p, n + crypto::kAeadTag);
     // Sealed straight into the output: the plaintext is never copied.
-    send_.seal({}, plaintext.first(n), out_wire.data() + start + 2);
+    send_.seal({}, plaintext.first(n), p + 2);
+    p += 2 + n + crypto::kAeadTag;
     plaintext = plaintext.subspan(n);
   }
+  return static_cast<size_t>(p - out);
 }
 
-Result<void> Session::open_frame(BytesView frame, Bytes& out_plaintext) {
+void Session::encrypt(BytesView plaintext, Bytes& out_wire) {
+  const size_t start = out_wire.size();
+  out_wire.resize(start + sealed_size(plaintext.size()));
+  encrypt_into(plaintext, out_wire.data() + start);
+}
+
+Result<size_t> Session::open_frame(BytesView frame, uint8_t* out) {
   if (frame.size() < crypto::kAeadTag) {
     error_ = Error{Errc::invalid_input, "noise: frame shorter than its tag"};
     return tl::unexpected(*error_);
@@ -59,44 +66,54 @@ Result<void> Session::open_frame(BytesView frame, Bytes& out_plaintext) {
     error_ = Error{Errc::limit_exceeded, "noise: receive nonce exhausted"};
     return tl::unexpected(*error_);
   }
-  const size_t start = out_plaintext.size();
-  out_plaintext.resize(start + frame.size() - crypto::kAeadTag);
-  if (!recv_.open({}, frame, out_plaintext.data() + start)) {
-    out_plaintext.resize(start);
+  if (!recv_.open({}, frame, out)) {
     error_ = Error{Errc::crypto_failure, "noise: frame does not authenticate"};
     return tl::unexpected(*error_);
   }
-  return {};
+  return frame.size() - crypto::kAeadTag;
 }
 
 Result<void> Session::decrypt(BytesView wire, Bytes& out_plaintext) {
+  const size_t start = out_plaintext.size();
+  out_plaintext.resize(start + max_plaintext(wire.size()));
+  auto n = decrypt_into(wire, out_plaintext.data() + start);
+  out_plaintext.resize(n ? start + *n : start);
+  if (!n) return tl::unexpected(n.error());
+  return {};
+}
+
+Result<size_t> Session::decrypt_into(BytesView wire, uint8_t* out) {
   if (error_) return tl::unexpected(*error_);
+  size_t written = 0;
   // First complete a frame left partial by the previous call, copying only what it still needs.
   if (!pending_.empty()) {
     if (pending_.size() < 2) {
       const size_t take = std::min(2 - pending_.size(), wire.size());
       append(pending_, wire.first(take));
       wire = wire.subspan(take);
-      if (pending_.size() < 2) return {};
+      if (pending_.size() < 2) return written;
     }
     const size_t total = 2 + read_u16be(pending_.data());
     const size_t take = std::min(total - pending_.size(), wire.size());
     append(pending_, wire.first(take));
     wire = wire.subspan(take);
-    if (pending_.size() < total) return {};
-    auto r = open_frame(BytesView(pending_).subspan(2), out_plaintext);
+    if (pending_.size() < total) return written;
+    auto r = open_frame(BytesView(pending_).subspan(2), out);
     pending_.clear();  // keeps its capacity for the next partial frame
     if (!r) return r;
+    written += *r;
   }
   // Then whole frames straight from the caller's bytes, without copying the ciphertext.
   while (wire.size() >= 2) {
     const size_t len = read_u16be(wire.data());
     if (wire.size() < 2 + len) break;
-    if (auto r = open_frame(wire.subspan(2, len), out_plaintext); !r) return r;
+    auto r = open_frame(wire.subspan(2, len), out + written);
+    if (!r) return r;
+    written += *r;
     wire = wire.subspan(2 + len);
   }
   append(pending_, wire);
-  return {};
+  return written;
 }
 
 // ---- Handshake ----

@@ -42,12 +42,21 @@ class Session {
   // is an error, after which the session is unusable (errors are sticky).
   Result<void> decrypt(BytesView wire, Bytes& out_plaintext);
 
+  // The same without per-call allocation or zero-filling, for the connection's hot path.
+  // encrypt_into writes sealed_size(plaintext.size()) bytes to out.
+  static size_t sealed_size(size_t plaintext_size);
+  size_t encrypt_into(BytesView plaintext, uint8_t* out);
+  // out must have room for max_plaintext(wire.size()) bytes; returns how many it wrote.
+  size_t max_plaintext(size_t wire_size) const { return pending_.size() + wire_size; }
+  Result<size_t> decrypt_into(BytesView wire, uint8_t* out);
+
   // Tests only: the current nonces.
   detail::CipherState& send_cipher_for_test() { return send_; }
   detail::CipherState& recv_cipher_for_test() { return recv_; }
 
  private:
-  Result<void> open_frame(BytesView frame, Bytes& out_plaintext);
+  // Opens one frame's ciphertext (tag included) into out; returns the plaintext size.
+  Result<size_t> open_frame(BytesView frame, uint8_t* out);
 
   detail::CipherState send_;
   detail::CipherState recv_;

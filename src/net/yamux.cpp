@@ -134,6 +134,11 @@ Bytes Session::take_output() {
   return out;
 }
 
+void Session::swap_output(Bytes& buffer) {
+  buffer.clear();
+  buffer.swap(out_);
+}
+
 // ---------------------------------------------------------------- streams
 
 Session::Stream* Session::find(StreamId id) {

@@ -95,6 +95,9 @@ class Session {
   bool poll_event(Event& out);
   // Frames to write to the wire (may be empty).
   Bytes take_output();
+  // Same, trading buffers: `buffer` (cleared) becomes the session's next output buffer, so its
+  // capacity is reused instead of growing a fresh vector for every flush.
+  void swap_output(Bytes& buffer);
   bool has_output() const { return !out_.empty(); }
 
   // Sends SYN. Fails after a GoAway either way, at max_streams or max_ack_backlog.

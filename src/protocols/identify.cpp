@@ -17,7 +17,8 @@ Result<IdentifyInfo> decode_identify(BytesView message, const crypto::PeerId& pe
     auto key = crypto::PublicKey::decode(as_bytes(msg.publickey()));
     if (!key) return fail(Errc::invalid_input, "identify: bad public key: " + key.error().message);
     if (!peer.matches(*key))
-      return fail(Errc::peer_id_mismatch, "identify: public key does not match " + peer.to_string());
+      return fail(Errc::peer_id_mismatch,
+                  "identify: public key does not match " + peer.to_string());
   }
   if (msg.listenaddrs_size() > static_cast<int>(kMaxIdentifyEntries) ||
       msg.protocols_size() > static_cast<int>(kMaxIdentifyEntries))

@@ -7,6 +7,7 @@
 //   node peer.mjs identify <multiaddr>
 //   node peer.mjs echo <multiaddr> --streams N --bytes B
 //   node peer.mjs dialbench <multiaddr> --count N
+//   node peer.mjs perf <multiaddr> --upload B --download B   (/perf/1.0.0, libp2p perf spec)
 //   node peer.mjs keygen [--out HEXFILE]        (prints the peer id)
 //
 // Client subcommands accept --timeout SECONDS (default 120): the whole run is
@@ -25,6 +26,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 
 const ECHO_PROTOCOL = '/p2pmq/echo/1.0.0'
+const PERF_PROTOCOL = '/perf/1.0.0'
 const STREAM_LIMIT = 1024
 const CHUNK = 64 * 1024
 
@@ -34,6 +36,7 @@ const USAGE = `usage:
   node peer.mjs identify <multiaddr> [--timeout S]
   node peer.mjs echo <multiaddr> --streams N --bytes B [--timeout S]
   node peer.mjs dialbench <multiaddr> --count N [--timeout S]
+  node peer.mjs perf <multiaddr> --upload B --download B [--timeout S]
   node peer.mjs keygen [--out HEXFILE]`
 
 class UsageError extends Error {}
@@ -41,7 +44,7 @@ class UsageError extends Error {}
 function parseArgs (argv) {
   const [cmd, ...rest] = argv
   const opts = { _: [] }
-  const flags = new Set(['echo'])
+  const flags = new Set(['echo', 'perf'])
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]
     if (a.startsWith('--')) {
@@ -196,6 +199,69 @@ async function echoOne (conn, index, bytes, signal) {
   }
 }
 
+// ---- perf (libp2p/specs perf/perf.md) -----------------------------------------
+const ZEROS = new Uint8Array(CHUNK)
+
+async function * zeros (total) {
+  let left = total
+  while (left > 0) {
+    const n = Math.min(CHUNK, left)
+    yield n === CHUNK ? ZEROS : ZEROS.subarray(0, n)
+    left -= n
+  }
+}
+
+async function servePerf (stream) {
+  let header = null
+  let headerBytes = new Uint8Array(0)
+  for await (const list of stream.source) {
+    for (const chunk of list) {
+      if (header != null) continue // drain the upload
+      const joined = new Uint8Array(headerBytes.length + chunk.length)
+      joined.set(headerBytes)
+      joined.set(chunk.subarray(), headerBytes.length)
+      headerBytes = joined
+      if (headerBytes.length >= 8) header = Buffer.from(headerBytes.subarray(0, 8)).readBigUInt64BE(0)
+    }
+  }
+  if (header == null) throw new Error('perf: stream ended before the 8-byte header')
+  await stream.sink(zeros(Number(header)))
+}
+
+async function cmdPerf (node, ma, opts, signal) {
+  const upload = intOpt(opts, 'upload', 0)
+  const download = intOpt(opts, 'download', 0)
+  const conn = await dialChecked(node, ma, signal)
+  const stream = await conn.newStream(PERF_PROTOCOL, { signal })
+  const header = Buffer.alloc(8)
+  header.writeBigUInt64BE(BigInt(download))
+  const t0 = process.hrtime.bigint()
+  let t1 = null
+  let received = 0
+  const reader = (async () => {
+    for await (const list of stream.source) {
+      if (t1 == null) t1 = process.hrtime.bigint()
+      received += list.byteLength
+    }
+    if (t1 == null) t1 = process.hrtime.bigint()
+  })()
+  await stream.sink((async function * () { yield header; yield * zeros(upload) })())
+  await reader
+  const t2 = process.hrtime.bigint()
+  if (received !== download) throw new Error(`perf: expected ${download} bytes, got ${received}`)
+  const up = Number(t1 - t0) / 1e9
+  const down = Number(t2 - t1) / 1e9
+  await out(JSON.stringify({
+    upload_bytes: upload,
+    download_bytes: download,
+    upload_seconds: round(up, 6),
+    download_seconds: round(down, 6),
+    upload_MBps: up > 0 ? round(upload / up / 1e6, 3) : 0,
+    download_MBps: down > 0 ? round(download / down / 1e6, 3) : 0
+  }))
+  return 0
+}
+
 // ---- subcommands -------------------------------------------------------------
 async function cmdListen (opts) {
   const privateKey = opts.key != null ? await loadKey(opts.key) : undefined
@@ -206,6 +272,11 @@ async function cmdListen (opts) {
       stream.sink(stream.source).catch(err => {
         stream.abort(err)
       })
+    }, { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT })
+  }
+  if (opts.perf) {
+    await node.handle(PERF_PROTOCOL, ({ stream }) => {
+      servePerf(stream).catch(err => stream.abort(err))
     }, { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT })
   }
   let stopping = false
@@ -328,7 +399,7 @@ function round (x, digits) {
   return Math.round(x * f) / f
 }
 
-const CLIENTS = { ping: cmdPing, identify: cmdIdentify, echo: cmdEcho, dialbench: cmdDialbench }
+const CLIENTS = { ping: cmdPing, identify: cmdIdentify, echo: cmdEcho, dialbench: cmdDialbench, perf: cmdPerf }
 
 async function main () {
   const { cmd, opts } = parseArgs(process.argv.slice(2))
