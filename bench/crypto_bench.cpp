@@ -1,4 +1,4 @@
-// Crypto hot paths: ChaCha20-Poly1305 (every Noise byte), SHA-256, Ed25519 verify.
+// Crypto hot paths: ChaCha20-Poly1305 (every Noise byte), SHA-256, Ed25519 sign and verify.
 #include <benchmark/benchmark.h>
 
 #include "crypto/aead.hpp"
@@ -34,7 +34,7 @@ void BM_AeadOpen(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n));
 }
-BENCHMARK(BM_AeadOpen)->Arg(1024)->Arg(64 * 1024);
+BENCHMARK(BM_AeadOpen)->Arg(64)->Arg(1024)->Arg(16 * 1024)->Arg(64 * 1024);
 
 void BM_Sha256(benchmark::State& state) {
   Bytes data(static_cast<size_t>(state.range(0)), 0x5a);
@@ -52,7 +52,12 @@ void BM_Ed25519Verify(benchmark::State& state) {
 }
 BENCHMARK(BM_Ed25519Verify);
 
+void BM_Ed25519Sign(benchmark::State& state) {
+  PrivateKey key = PrivateKey::generate();
+  Bytes msg(256, 1);
+  for (auto _ : state) benchmark::DoNotOptimize(key.sign(msg));
+}
+BENCHMARK(BM_Ed25519Sign);
+
 }  // namespace
 }  // namespace p2pmq::crypto
-
-BENCHMARK_MAIN();
