@@ -7,6 +7,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "agent.hpp"
 #include "host/host.hpp"
 #include "protocols/echo.hpp"
 #include "protocols/identify.hpp"
@@ -384,66 +385,37 @@ void add_agent(CLI::App& app) {
   auto* cmd = app.add_subcommand("agent", "run the p2pmq agent daemon");
   static std::vector<std::string> listen{"/ip4/127.0.0.1/tcp/0"};
   static std::string key_path;
-  static bool echo = false;
-  static bool perf = false;
+  static AgentOptions options{
+      crypto::PrivateKey::generate(), {}, {}, {}, {}, false, false, false, {}};
   cmd->add_option("--listen", listen, "multiaddr to listen on (repeatable)");
   cmd->add_option("--key", key_path, "identity key file (created when missing)");
-  cmd->add_flag("--echo", echo, "serve /p2pmq/echo/1.0.0 (tests, benchmarks)");
-  cmd->add_flag("--perf", perf, "serve /perf/1.0.0 (throughput benchmarks)");
+  cmd->add_option("--bootstrap", options.bootstrap, "peer to connect to at start (repeatable)");
+  cmd->add_option("--topic", options.topics, "topic to join at start (repeatable)");
+  cmd->add_option("--gossip", options.gossip_params,
+                  "gossipsub parameter KEY=VALUE (repeatable), e.g. D=8, heartbeat_interval=700ms");
+  cmd->add_flag("--stdio", options.stdio,
+                "line protocol on stdin/stdout: sub, unsub, pub, connect, peers, mesh");
+  cmd->add_flag("--echo", options.echo, "serve /p2pmq/echo/1.0.0 (tests, benchmarks)");
+  cmd->add_flag("--perf", options.perf, "serve /perf/1.0.0 (throughput benchmarks)");
   cmd->callback([] {
-    std::optional<crypto::PrivateKey> key;
-    if (key_path.empty()) {
-      key = crypto::PrivateKey::generate();
-    } else if (std::ifstream(key_path)) {
-      auto loaded = load_key(key_path);
-      if (!loaded) {
-        fail_with("agent", loaded.error());
-        g_exit = 2;
-        return;
-      }
-      key = *loaded;
-    } else {
-      key = crypto::PrivateKey::generate();
-      if (auto r = save_key(*key, key_path); !r) {
+    if (!key_path.empty()) {
+      if (std::ifstream(key_path)) {
+        auto loaded = load_key(key_path);
+        if (!loaded) {
+          fail_with("agent", loaded.error());
+          g_exit = 2;
+          return;
+        }
+        options.key = *loaded;
+      } else if (auto r = save_key(options.key, key_path); !r) {
         fail_with("agent", r.error());
         g_exit = 2;
         return;
       }
     }
-    host::HostConfig config;
-    for (const auto& l : listen) {
-      auto addr = Multiaddr::parse(l);
-      if (!addr) {
-        std::cerr << "error: --listen " << l << ": " << addr.error().message << std::endl;
-        g_exit = 2;
-        return;
-      }
-      config.listen.push_back(*addr);
-    }
-    asio::io_context io;
-    host::Host node(io, *key, config);
-    protocols::Identify identify(node, agent_version());
-    protocols::Ping ping(node);
-    if (echo) protocols::serve_echo(node);
-    if (perf) protocols::serve_perf(node);
-    if (auto r = node.start(); !r) {
-      fail_with("agent", r.error());
-      g_exit = 1;
-      return;
-    }
-    for (const auto& a : node.listen_addrs())
-      std::cout << "listening " << a.with_p2p(node.peer_id().bytes()).to_string() << std::endl;
-    spdlog::info("p2pmq agent {} started as {}", P2PMQ_VERSION, node.peer_id().to_string());
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code ec, int sig) {
-      if (ec) return;
-      spdlog::info("signal {}: shutting down", sig);
-      asio::co_spawn(
-          io, [&]() -> Task<void> { co_await node.shutdown(); },
-          [&](std::exception_ptr) { io.stop(); });
-    });
-    io.run();
-    g_exit = 0;
+    options.listen = listen;
+    options.agent_version = agent_version();
+    g_exit = run_agent(options);
   });
 }
 

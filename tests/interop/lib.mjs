@@ -52,11 +52,11 @@ export function kinds () {
  * Start a long-running process. Its stdout is split into lines; stderr is
  * kept (bounded) for error messages. Returns a handle with waitLine/stop.
  */
-export function start (argv, { env = {}, name = argv[1] ?? argv[0] } = {}) {
+export function start (argv, { env = {}, name = argv[1] ?? argv[0], stdin = 'ignore' } = {}) {
   const child = spawn(argv[0], argv.slice(1), {
     cwd: HERE,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: [stdin, 'pipe', 'pipe']
   })
   const proc = {
     name,
@@ -71,6 +71,8 @@ export function start (argv, { env = {}, name = argv[1] ?? argv[0] } = {}) {
     waiters: new Set()
   }
   live.add(proc)
+  // with stdin 'pipe': a write after the child died must not crash the test
+  child.stdin?.on('error', err => { proc.stderr += `stdin: ${err.message}\n` })
   let partial = ''
   child.stdout.setEncoding('utf8')
   child.stdout.on('data', chunk => {
@@ -125,6 +127,38 @@ export function start (argv, { env = {}, name = argv[1] ?? argv[0] } = {}) {
     proc.waiters.add(w)
     w.check()
   })
+
+  /**
+   * Resolve with the first line at index >= from for which pred(line) returns
+   * a truthy value (that value), or throw on exit/timeout.
+   */
+  proc.waitFor = (pred, { timeoutMs = LISTEN_TIMEOUT_MS, from = 0, what = 'a matching line' } = {}) => new Promise((resolve, reject) => {
+    let seen = from
+    const w = {
+      check () {
+        for (; seen < proc.lines.length; seen++) {
+          let v
+          try { v = pred(proc.lines[seen], seen) } catch { v = undefined }
+          if (v) { finish(); resolve(v); return }
+        }
+        if (proc.exited) { finish(); reject(new Error(`${proc.name} exited before printing ${what}: ${proc.describe()}`)) }
+      }
+    }
+    const timer = setTimeout(() => { finish(); reject(new Error(`${proc.name}: no ${what} within ${timeoutMs} ms: ${proc.describe()}`)) }, timeoutMs)
+    const finish = () => { clearTimeout(timer); proc.waiters.delete(w) }
+    proc.waiters.add(w)
+    w.check()
+  })
+
+  /** Write one line to the child's stdin (start it with stdin: 'pipe'). */
+  proc.send = (line) => {
+    if (child.stdin == null) throw new Error(`${proc.name}: stdin is not a pipe`)
+    if (proc.exited) throw new Error(`${proc.name} has exited: ${proc.describe()}`)
+    child.stdin.write(line + '\n')
+  }
+
+  /** End the child's stdin (EOF). */
+  proc.closeStdin = () => { child.stdin?.end() }
 
   /** SIGTERM, then SIGKILL after graceMs. Resolves with the exit status. */
   proc.stop = async (graceMs = 5000) => {

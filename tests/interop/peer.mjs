@@ -9,6 +9,9 @@
 //   node peer.mjs dialbench <multiaddr> --count N
 //   node peer.mjs perf <multiaddr> --upload B --download B   (/perf/1.0.0, libp2p perf spec)
 //   node peer.mjs keygen [--out HEXFILE]        (prints the peer id)
+//   node peer.mjs gossip [--bootstrap MA]... [--topic T]... [--D n --Dlo n --Dhi n ...] [--key FILE]
+//        a gossipsub node driven by a line protocol on stdin/stdout, the same as
+//        `p2pmq agent --stdio` (see cmdGossip below and README.md)
 //
 // Client subcommands accept --timeout SECONDS (default 120): the whole run is
 // aborted with exit code 3 after it. Everything stays on 127.0.0.1.
@@ -24,6 +27,9 @@ import { ping } from '@libp2p/ping'
 import { generateKeyPair, generateKeyPairFromSeed, privateKeyFromProtobuf, privateKeyFromRaw, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { gossipsub } from '@chainsafe/libp2p-gossipsub'
+import { createInterface } from 'node:readline'
+import { p2pmqMsgIdFn, seqnoBytes, toHex } from './msgid.mjs'
 
 const ECHO_PROTOCOL = '/p2pmq/echo/1.0.0'
 const PERF_PROTOCOL = '/perf/1.0.0'
@@ -37,7 +43,10 @@ const USAGE = `usage:
   node peer.mjs echo <multiaddr> --streams N --bytes B [--timeout S]
   node peer.mjs dialbench <multiaddr> --count N [--timeout S]
   node peer.mjs perf <multiaddr> --upload B --download B [--timeout S]
-  node peer.mjs keygen [--out HEXFILE]`
+  node peer.mjs keygen [--out HEXFILE]
+  node peer.mjs gossip [--bootstrap MULTIADDR]... [--topic T]... [--key FILE]
+                       [--D n] [--Dlo n] [--Dhi n] [--Dout n] [--Dscore n] [--Dlazy n]
+                       [--heartbeat-ms n] [--flood-publish 0|1]`
 
 class UsageError extends Error {}
 
@@ -45,13 +54,15 @@ function parseArgs (argv) {
   const [cmd, ...rest] = argv
   const opts = { _: [] }
   const flags = new Set(['echo', 'perf'])
+  const repeatable = new Set(['bootstrap', 'topic'])
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]
     if (a.startsWith('--')) {
       const name = a.slice(2)
       if (flags.has(name)) { opts[name] = true; continue }
       if (i + 1 >= rest.length) throw new UsageError(`option ${a} needs a value`)
-      opts[name] = rest[++i]
+      if (repeatable.has(name)) (opts[name] ??= []).push(rest[++i])
+      else opts[name] = rest[++i]
     } else {
       opts._.push(a)
     }
@@ -93,7 +104,7 @@ async function loadKey (file) {
   }
 }
 
-async function makeNode ({ listen = false, privateKey, identifyOnConnect = true, agentVersion } = {}) {
+async function makeNode ({ listen = false, privateKey, identifyOnConnect = true, agentVersion, pubsub } = {}) {
   return createLibp2p({
     privateKey,
     ...(agentVersion != null ? { nodeInfo: { userAgent: agentVersion } } : {}),
@@ -118,7 +129,8 @@ async function makeNode ({ listen = false, privateKey, identifyOnConnect = true,
     },
     services: {
       identify: identify({ runOnConnectionOpen: identifyOnConnect, timeout: 30_000 }),
-      ping: ping({ maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT, timeout: 30_000 })
+      ping: ping({ maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT, timeout: 30_000 }),
+      ...(pubsub != null ? { pubsub: gossipsub(pubsub) } : {})
     }
   })
 }
@@ -399,12 +411,215 @@ function round (x, digits) {
   return Math.round(x * f) / f
 }
 
+// ---- gossip: a gossipsub node with the `p2pmq agent --stdio` line protocol ------
+//
+// stdout: `listening <multiaddr>/p2p/<peerid>` line(s), then one JSON object a line:
+//   {"event":"message","topic":T,"from":ID,"seqno":N,"data":UTF8,"id":HEX}   a message from another origin
+//   {"event":"published","topic":T,"seqno":N,"id":HEX}                      after `pub`
+//   {"event":"peers","peers":[ID...]}          after `peers` (peers the gossipsub router knows)
+//   {"event":"mesh","topic":T,"peers":[ID...]} after `mesh T`
+//   {"event":"subscribed","topic":T} / {"event":"unsubscribed","topic":T}  after `sub` / `unsub`
+//   {"event":"connected","peer":ID}            after `connect MA`
+//   {"event":"error","message":TEXT}           a failed command (or a failed --bootstrap dial)
+// stdin, one command a line: sub T | unsub T | pub T <data: rest of line> |
+//   connect <multiaddr> | peers | mesh T.  EOF, SIGTERM or SIGINT: stop, exit 0.
+// seqno is a JSON number (a decimal string only if it exceeds 2^53 - 1, which a
+// p2pmq per-topic counter never does).
+
+const LOOPBACK_IPS = ['127.0.0.1', '::1']
+
+function gossipOptions (over = {}) {
+  return {
+    allowPublishToZeroTopicPeers: true,
+    emitSelf: false,
+    globalSignaturePolicy: 'StrictSign',
+    fallbackToFloodsub: true,
+    // p2pmq's id: sha256(uvarint(len topic) || topic || from || seqno), msgid.mjs
+    msgIdFn: p2pmqMsgIdFn,
+    // the string form js keys its caches by (mcache, seen, IWANT lookups); on the
+    // wire ids stay raw bytes
+    msgIdToStrFn: toHex,
+    scoreParams: {
+      // every test peer shares 127.0.0.1: without this P6 (IP colocation) drives
+      // them all negative once more than IPColocationFactorThreshold (10) connect
+      IPColocationFactorWhitelist: new Set(LOOPBACK_IPS)
+    },
+    scoreThresholds: {
+      // a test network must never gossip-, publish- or graylist-mute a peer
+      gossipThreshold: -1e9,
+      publishThreshold: -2e9,
+      graylistThreshold: -4e9,
+      acceptPXThreshold: 10,
+      opportunisticGraftThreshold: 20
+    },
+    ...over
+  }
+}
+
+function seqnoJson (seqno) {
+  if (seqno == null) return null
+  const b = BigInt(seqno)
+  return b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b.toString()
+}
+
+// js gossipsub 14.1.2 takes no seqno from the caller: buildRawMessage() sets
+// `seqno: randomBytes(8)` (@libp2p/crypto -> @noble/hashes randomBytes ->
+// globalThis.crypto.getRandomValues), synchronously inside publish() before its
+// first await. p2pmq numbers each origin's messages per topic from 1 (DESIGN.md
+// §5), so for the duration of that synchronous call getRandomValues hands out
+// our 8 bytes, once. The result is checked: the id gossipsub put into its seen
+// cache must be the id of (topic, us, seqno).
+async function publishWithSeqno (ps, topic, data, seqno, selfId) {
+  const want = seqnoBytes(seqno)
+  const c = globalThis.crypto
+  const hadOwn = Object.prototype.hasOwnProperty.call(c, 'getRandomValues')
+  const prev = c.getRandomValues
+  let used = 0
+  c.getRandomValues = function (arr) {
+    if (used === 0 && arr instanceof Uint8Array && arr.length === 8) {
+      used++
+      arr.set(want)
+      return arr
+    }
+    return prev.call(c, arr)
+  }
+  let pending
+  try {
+    pending = ps.publish(topic, data)
+  } finally {
+    if (hadOwn) c.getRandomValues = prev
+    else delete c.getRandomValues
+  }
+  await pending
+  const id = toHex(p2pmqMsgIdFn({ type: 'signed', topic, from: selfId, sequenceNumber: BigInt(seqno), data }))
+  if (used !== 1 || (ps.seenCache != null && !ps.seenCache.has(id))) {
+    throw new Error(`could not set the seqno of the publication to ${seqno} (gossipsub internals changed?); it went out with a random seqno`)
+  }
+  return id
+}
+
+async function cmdGossip (opts) {
+  const privateKey = opts.key != null ? await loadKey(opts.key) : undefined
+  const over = {}
+  for (const [flag, key] of [['D', 'D'], ['Dlo', 'Dlo'], ['Dhi', 'Dhi'], ['Dout', 'Dout'], ['Dscore', 'Dscore'],
+    ['Dlazy', 'Dlazy'], ['heartbeat-ms', 'heartbeatInterval']]) {
+    if (opts[flag] != null) over[key] = intOpt(opts, flag)
+  }
+  if (opts['flood-publish'] != null) over.floodPublish = opts['flood-publish'] !== '0'
+  let bootstrap
+  try {
+    bootstrap = (opts.bootstrap ?? []).map(a => multiaddr(a))
+  } catch (err) {
+    throw new UsageError(`bad --bootstrap multiaddr: ${err.message}`)
+  }
+  if (opts._.length !== 0) throw new UsageError(`gossip takes no positional arguments, got ${opts._.join(' ')}`)
+
+  const node = await makeNode({ listen: true, privateKey, agentVersion: opts.agent, pubsub: gossipOptions(over) })
+  const ps = node.services.pubsub
+  const self = node.peerId
+  const emit = obj => out(JSON.stringify(obj))
+  const errorText = err => describe(err)
+
+  let stopping = false
+  const stop = async () => {
+    if (stopping) return
+    stopping = true
+    await stopNode(node)
+    process.exit(0)
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+
+  ps.addEventListener('gossipsub:message', ({ detail: { msg } }) => {
+    const signed = msg.type === 'signed'
+    if (signed && msg.from.equals(self)) return // our own publication, come back round
+    emit({
+      event: 'message',
+      topic: msg.topic,
+      from: signed ? msg.from.toString() : null,
+      seqno: signed ? seqnoJson(msg.sequenceNumber) : null,
+      data: Buffer.from(msg.data).toString('utf8'),
+      id: toHex(p2pmqMsgIdFn(msg))
+    })
+  })
+
+  const id = self.toString()
+  const addrs = node.getMultiaddrs()
+  if (addrs.length === 0) throw new Error('node has no listen address')
+  for (const ma of addrs) {
+    const s = ma.toString()
+    await out(`listening ${s.includes('/p2p/') ? s : `${s}/p2p/${id}`}`)
+  }
+
+  for (const t of opts.topic ?? []) ps.subscribe(t)
+  for (const ma of bootstrap) {
+    dialChecked(node, ma, AbortSignal.timeout(30_000))
+      .catch(err => emit({ event: 'error', message: `bootstrap ${ma}: ${errorText(err)}` }))
+  }
+
+  const seqnos = new Map() // topic -> last seqno we published on it
+  const handle = async (line) => {
+    const m = line.match(/^(\S+)(?: (.*))?$/)
+    if (m == null) return // blank line
+    const [, verb, rest = ''] = m
+    const arg = rest.trim()
+    switch (verb) {
+      case 'sub':
+        if (arg === '') throw new Error('usage: sub TOPIC')
+        ps.subscribe(arg)
+        return emit({ event: 'subscribed', topic: arg })
+      case 'unsub':
+        if (arg === '') throw new Error('usage: unsub TOPIC')
+        ps.unsubscribe(arg)
+        return emit({ event: 'unsubscribed', topic: arg })
+      case 'pub': {
+        // data is the rest of the line after `pub TOPIC ` (may be empty)
+        const pm = rest.match(/^(\S+)(?: (.*))?$/)
+        if (pm == null) throw new Error('usage: pub TOPIC DATA')
+        const topic = pm[1]
+        const data = new Uint8Array(Buffer.from(pm[2] ?? '', 'utf8'))
+        const seqno = (seqnos.get(topic) ?? 0) + 1
+        const msgId = await publishWithSeqno(ps, topic, data, seqno, self)
+        seqnos.set(topic, seqno)
+        return emit({ event: 'published', topic, seqno, id: msgId })
+      }
+      case 'connect': {
+        let ma
+        try { ma = multiaddr(arg) } catch (err) { throw new Error(`bad multiaddr ${arg}: ${err.message}`) }
+        const conn = await dialChecked(node, ma, AbortSignal.timeout(30_000))
+        return emit({ event: 'connected', peer: conn.remotePeer.toString() })
+      }
+      case 'peers':
+        return emit({ event: 'peers', peers: ps.getPeers().map(p => p.toString()) })
+      case 'mesh':
+        if (arg === '') throw new Error('usage: mesh TOPIC')
+        return emit({ event: 'mesh', topic: arg, peers: ps.getMeshPeers(arg).map(p => p.toString()) })
+      default:
+        throw new Error(`unknown command ${JSON.stringify(verb)} (sub, unsub, pub, connect, peers, mesh)`)
+    }
+  }
+
+  // one command at a time, in order, so answers come in the order asked
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false })
+  for await (const raw of rl) {
+    if (stopping) break
+    const line = raw.replace(/\r$/, '')
+    try {
+      await handle(line)
+    } catch (err) {
+      await emit({ event: 'error', message: `${line}: ${errorText(err)}` })
+    }
+  }
+  await stop()
+}
+
 const CLIENTS = { ping: cmdPing, identify: cmdIdentify, echo: cmdEcho, dialbench: cmdDialbench, perf: cmdPerf }
 
 async function main () {
   const { cmd, opts } = parseArgs(process.argv.slice(2))
   if (cmd === 'listen') return cmdListen(opts)
   if (cmd === 'keygen') process.exit(await cmdKeygen(opts))
+  if (cmd === 'gossip') return cmdGossip(opts)
   const fn = CLIENTS[cmd]
   if (fn == null) throw new UsageError(cmd == null ? 'missing subcommand' : `unknown subcommand ${cmd}`)
   const ma = targetAddr(opts)

@@ -1,0 +1,216 @@
+#include "agent.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "host/host.hpp"
+#include "protocols/echo.hpp"
+#include "protocols/identify.hpp"
+#include "protocols/perf.hpp"
+#include "protocols/ping.hpp"
+#include "pubsub/io/gossipsub_service.hpp"
+#include "pubsub/params.hpp"
+
+namespace p2pmq::cli {
+
+namespace asio = host::asio;
+using host::Task;
+
+namespace {
+
+std::string hex(BytesView b) {
+  return to_hex(b);
+}
+
+void emit(const nlohmann::json& j) {
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+}
+
+// Commands on stdin, one per line; answers and messages as JSON lines on stdout:
+//   sub T | unsub T | pub T DATA... | connect MULTIADDR | peers | mesh T
+class StdioControl {
+ public:
+  StdioControl(host::Host& host, pubsub::GossipsubService& gossip,
+               std::map<std::string, uint64_t>& seqnos)
+      : host_(host), gossip_(gossip), seqnos_(seqnos) {}
+
+  Task<void> run(std::function<void()> on_eof) {
+    asio::posix::stream_descriptor in(host_.executor(), ::dup(STDIN_FILENO));
+    asio::streambuf buffer(1 << 20);  // a line longer than 1 MiB ends the control channel
+    for (;;) {
+      boost::system::error_code ec;
+      size_t n = co_await asio::async_read_until(in, buffer, '\n',
+                                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      std::string line(asio::buffers_begin(buffer.data()),
+                       asio::buffers_begin(buffer.data()) + static_cast<ptrdiff_t>(n));
+      buffer.consume(n);
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      co_await handle(line);
+    }
+    on_eof();
+  }
+
+ private:
+  Task<void> handle(const std::string& line) {
+    std::istringstream words(line);
+    std::string cmd, arg;
+    words >> cmd >> arg;
+    if (cmd.empty()) co_return;
+    if (cmd == "sub" && !arg.empty()) {
+      gossip_.join(arg);
+      emit({{"event", "subscribed"}, {"topic", arg}});
+    } else if (cmd == "unsub" && !arg.empty()) {
+      gossip_.leave(arg);
+      emit({{"event", "unsubscribed"}, {"topic", arg}});
+    } else if (cmd == "pub" && !arg.empty()) {
+      // The data is the rest of the line after "pub TOPIC ".
+      size_t start = line.find(arg, 3) + arg.size();
+      std::string data = start < line.size() ? line.substr(start + 1) : std::string();
+      uint64_t seqno = ++seqnos_[arg];
+      auto id = gossip_.publish(arg, to_bytes(data), seqno);
+      if (!id) {
+        --seqnos_[arg];
+        emit({{"event", "error"}, {"message", "pub " + arg + ": " + id.error().to_string()}});
+      } else {
+        emit({{"event", "published"}, {"topic", arg}, {"seqno", seqno}, {"id", hex(*id)}});
+      }
+    } else if (cmd == "connect" && !arg.empty()) {
+      auto addr = Multiaddr::parse(arg);
+      if (!addr) {
+        emit({{"event", "error"}, {"message", "connect: " + addr.error().message}});
+        co_return;
+      }
+      auto conn = co_await host_.connect(*addr);
+      if (!conn)
+        emit({{"event", "error"}, {"message", "connect " + arg + ": " + conn.error().to_string()}});
+      else
+        emit({{"event", "connected"}, {"peer", (*conn)->remote_peer().to_string()}});
+    } else if (cmd == "peers") {
+      std::vector<std::string> peers;
+      for (const auto& p : gossip_.router().peers()) peers.push_back(p.to_string());
+      emit({{"event", "peers"}, {"peers", peers}});
+    } else if (cmd == "mesh" && !arg.empty()) {
+      std::vector<std::string> peers;
+      for (const auto& p : gossip_.router().mesh(arg)) peers.push_back(p.to_string());
+      emit({{"event", "mesh"}, {"topic", arg}, {"peers", peers}});
+    } else {
+      emit({{"event", "error"}, {"message", "unknown command: " + line}});
+    }
+  }
+
+  host::Host& host_;
+  pubsub::GossipsubService& gossip_;
+  std::map<std::string, uint64_t>& seqnos_;
+};
+
+}  // namespace
+
+int run_agent(AgentOptions options) {
+  host::HostConfig config;
+  for (const auto& l : options.listen) {
+    auto addr = Multiaddr::parse(l);
+    if (!addr) {
+      std::cerr << "error: --listen " << l << ": " << addr.error().message << std::endl;
+      return 2;
+    }
+    config.listen.push_back(*addr);
+  }
+  pubsub::GossipsubConfig gossip_config;
+  for (const auto& p : options.gossip_params) {
+    if (auto r = pubsub::set_gossip_param(gossip_config, p); !r) {
+      std::cerr << "error: --gossip " << r.error().message << std::endl;
+      return 2;
+    }
+  }
+  if (auto r = pubsub::validate(gossip_config); !r) {
+    std::cerr << "error: " << r.error().message << std::endl;
+    return 2;
+  }
+  std::vector<Multiaddr> bootstrap;
+  for (const auto& b : options.bootstrap) {
+    auto addr = Multiaddr::parse(b);
+    if (!addr) {
+      std::cerr << "error: --bootstrap " << b << ": " << addr.error().message << std::endl;
+      return 2;
+    }
+    bootstrap.push_back(*addr);
+  }
+
+  asio::io_context io;
+  host::Host node(io, options.key, config);
+  protocols::Identify identify(node, options.agent_version);
+  protocols::Ping ping(node);
+  if (options.echo) protocols::serve_echo(node);
+  if (options.perf) protocols::serve_perf(node);
+  pubsub::GossipsubService gossip(node, gossip_config, pubsub::PeerScoreParams{},
+                                  pubsub::PeerScoreThresholds{});
+  std::map<std::string, uint64_t> seqnos;
+  if (options.stdio) {
+    gossip.on_message([&node](const pubsub::DeliverMessage& d) {
+      // Our own publications are answered with "published", not echoed as messages.
+      if (d.message.from && *d.message.from == node.peer_id().bytes()) return;
+      nlohmann::json j{{"event", "message"},
+                       {"topic", d.message.topic},
+                       {"data", std::string(as_string(d.message.data))},
+                       {"id", hex(d.id)}};
+      if (d.message.from) {
+        auto from = crypto::PeerId::from_bytes(*d.message.from);
+        j["from"] = from ? from->to_string() : hex(*d.message.from);
+      }
+      if (auto seqno = pubsub::seqno_value(d.message)) j["seqno"] = *seqno;
+      emit(j);
+    });
+  }
+  if (auto r = node.start(); !r) {
+    std::cerr << "error: agent: " << r.error().to_string() << std::endl;
+    return 1;
+  }
+  gossip.start();
+  for (const auto& t : options.topics) gossip.join(t);
+  for (const auto& a : node.listen_addrs())
+    std::cout << "listening " << a.with_p2p(node.peer_id().bytes()).to_string() << std::endl;
+  spdlog::info("p2pmq agent {} started as {}", options.agent_version, node.peer_id().to_string());
+
+  bool stopping = false;
+  auto stop = [&] {
+    if (stopping) return;
+    stopping = true;
+    asio::co_spawn(
+        io,
+        [&]() -> Task<void> {
+          gossip.stop();
+          co_await node.shutdown();
+        },
+        [&](std::exception_ptr) { io.stop(); });
+  };
+  for (const auto& addr : bootstrap) {
+    asio::co_spawn(
+        io,
+        [&node, addr]() -> Task<void> {
+          auto conn = co_await node.connect(addr);
+          if (!conn) spdlog::warn("bootstrap {}: {}", addr.to_string(), conn.error().to_string());
+        },
+        asio::detached);
+  }
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", sig);
+    stop();
+  });
+  std::unique_ptr<StdioControl> control;
+  if (options.stdio) {
+    control = std::make_unique<StdioControl>(node, gossip, seqnos);
+    asio::co_spawn(io, control->run(stop), asio::detached);
+  }
+  io.run();
+  return 0;
+}
+
+}  // namespace p2pmq::cli

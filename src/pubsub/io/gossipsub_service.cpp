@@ -1,0 +1,305 @@
+#include "pubsub/io/gossipsub_service.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace p2pmq::pubsub {
+
+using host::Task;
+namespace asio = host::asio;
+
+namespace {
+
+const std::vector<std::string>& offered_protocols() {
+  static const std::vector<std::string> protocols{
+      std::string(kMeshsubV12), std::string(kMeshsubV11), std::string(kMeshsubV10),
+      std::string(kFloodsubProtocol)};
+  return protocols;
+}
+
+std::string ip_of(const host::Connection& conn) {
+  auto target = conn.info().remote_addr.tcp_target();
+  return target ? target->host : std::string();
+}
+
+}  // namespace
+
+PeerKind peer_kind_of(std::string_view protocol) {
+  if (protocol == kMeshsubV12) return PeerKind::gossipsub_v1_2;
+  if (protocol == kMeshsubV11) return PeerKind::gossipsub_v1_1;
+  if (protocol == kMeshsubV10) return PeerKind::gossipsub_v1_0;
+  return PeerKind::floodsub;
+}
+
+struct GossipsubService::Link {
+  Link(PeerId p, asio::any_io_executor ex) : peer(std::move(p)), ready(ex) {}
+  PeerId peer;
+  std::shared_ptr<host::Connection> conn;
+  std::shared_ptr<host::Stream> out;
+  bool opening = false;
+  bool writing = false;
+  bool in_router = false;
+  bool closed = false;
+  std::deque<Bytes> queue;
+  size_t queued_bytes = 0;
+  host::Signal ready;
+};
+
+GossipsubService::GossipsubService(host::Host& host, GossipsubConfig config,
+                                   PeerScoreParams score_params, PeerScoreThresholds thresholds,
+                                   ServiceConfig service)
+    : host_(host),
+      router_(host.peer_id(), host.identity(), std::move(config), std::move(score_params),
+              thresholds, Clock::now()),
+      service_(service),
+      timer_wake_(host.executor()) {}
+
+GossipsubService::~GossipsubService() {
+  stop();
+  *alive_ = false;
+}
+
+void GossipsubService::start() {
+  if (running_) return;
+  running_ = true;
+  for (const auto& protocol : offered_protocols()) {
+    host_.handle(protocol, [this, alive = alive_](std::shared_ptr<host::Stream> s) -> Task<void> {
+      if (!*alive) co_return;
+      co_await serve_inbound(std::move(s));
+    });
+  }
+  host_.observe([this, alive = alive_](const std::shared_ptr<host::Connection>& conn,
+                                       host::ConnectionEvent e) {
+    if (*alive && running_) on_connection(conn, e);
+  });
+  for (const auto& conn : host_.connections())
+    if (conn->is_open()) on_connection(conn, host::ConnectionEvent::opened);
+  asio::co_spawn(host_.executor(), timer_loop(), asio::detached);
+}
+
+void GossipsubService::stop() {
+  if (!running_) return;
+  running_ = false;
+  for (const auto& protocol : offered_protocols()) host_.unhandle(protocol);
+  for (auto& [peer, link] : links_) {
+    link->closed = true;
+    if (link->out) link->out->close_write();
+    link->ready.notify();
+  }
+  links_.clear();
+  timer_wake_.notify();
+}
+
+void GossipsubService::join(const TopicId& topic) {
+  router_.join(topic, now());
+  drain();
+}
+
+void GossipsubService::leave(const TopicId& topic) {
+  router_.leave(topic, now());
+  drain();
+}
+
+Result<MessageId> GossipsubService::publish(const TopicId& topic, Bytes data, uint64_t seqno) {
+  auto id = router_.publish(topic, std::move(data), seqno, now());
+  drain();
+  return id;
+}
+
+void GossipsubService::on_connection(const std::shared_ptr<host::Connection>& conn,
+                                     host::ConnectionEvent e) {
+  const auto& peer = conn->remote_peer();
+  if (e == host::ConnectionEvent::opened) {
+    auto& link = links_[peer];
+    if (!link) link = std::make_shared<Link>(peer, host_.executor());
+    if (!link->conn || !link->conn->is_open()) link->conn = conn;
+    if (!link->out && !link->opening)
+      asio::co_spawn(host_.executor(), open_outbound(peer, link->conn), asio::detached);
+    return;
+  }
+  auto it = links_.find(peer);
+  if (it == links_.end()) return;
+  auto link = it->second;
+  if (link->conn != conn) return;  // another connection of the peer closed
+  if (auto other = host_.connection_to(peer)) {
+    // Move to the peer's remaining connection; the outbound stream died with the old one.
+    link->conn = other;
+    link->out.reset();
+    if (!link->opening)
+      asio::co_spawn(host_.executor(), open_outbound(peer, other), asio::detached);
+    return;
+  }
+  link->closed = true;
+  link->ready.notify();
+  links_.erase(it);
+  if (link->in_router) {
+    router_.remove_peer(peer, now());
+    drain();
+  }
+}
+
+Task<void> GossipsubService::open_outbound(crypto::PeerId peer,
+                                           std::shared_ptr<host::Connection> conn) {
+  auto it = links_.find(peer);
+  if (it == links_.end()) co_return;
+  auto link = it->second;
+  link->opening = true;
+  auto stream = co_await host_.new_stream(conn, offered_protocols());
+  link->opening = false;
+  if (link->closed || !running_) {
+    if (stream) (*stream)->reset();
+    co_return;
+  }
+  if (!stream) {
+    spdlog::debug("pubsub: {} does not speak pubsub: {}", peer.to_string(),
+                  stream.error().to_string());
+    co_return;
+  }
+  link->out = *stream;
+  add_to_router(*link, peer_kind_of(link->out->protocol()));
+  if (!link->writing) asio::co_spawn(host_.executor(), write_loop(link), asio::detached);
+}
+
+void GossipsubService::add_to_router(Link& link, PeerKind kind) {
+  if (link.in_router || !link.conn) return;
+  link.in_router = true;
+  router_.add_peer(link.peer, kind, link.conn->info().outbound, ip_of(*link.conn), now());
+  drain();
+}
+
+Task<void> GossipsubService::serve_inbound(std::shared_ptr<host::Stream> stream) {
+  auto peer = stream->remote_peer();
+  auto it = links_.find(peer);
+  if (it == links_.end()) {
+    stream->reset();
+    co_return;
+  }
+  add_to_router(*it->second, peer_kind_of(stream->protocol()));
+  RpcReader reader(service_.limits);
+  Bytes buffer(64 * 1024);
+  for (;;) {
+    auto n = co_await stream->read_some(buffer);
+    if (!n || *n == 0 || !running_) break;
+    reader.feed(BytesView(buffer.data(), *n));
+    for (;;) {
+      auto rpc = reader.next();
+      if (!rpc) {
+        spdlog::info("pubsub: dropping stream from {}: {}", peer.to_string(),
+                     rpc.error().to_string());
+        stream->reset();
+        co_return;
+      }
+      if (!*rpc) break;
+      router_.handle_rpc(peer, std::move(**rpc), now());
+      drain();
+    }
+  }
+  stream->close_write();
+}
+
+void GossipsubService::enqueue(const PeerId& peer, Rpc rpc) {
+  auto it = links_.find(peer);
+  if (it == links_.end() || it->second->closed) {
+    ++dropped_rpcs_;
+    return;
+  }
+  auto& link = *it->second;
+  for (auto& piece : split_rpc(std::move(rpc), service_.limits.max_rpc_size)) {
+    Bytes frame;
+    append_framed_rpc(frame, piece);
+    if (link.queued_bytes + frame.size() > service_.max_queued_bytes_per_peer) {
+      if (dropped_rpcs_++ % 1000 == 0)
+        spdlog::warn("pubsub: {} is not keeping up: dropping RPCs (max_queued_bytes_per_peer {})",
+                     peer.to_string(), service_.max_queued_bytes_per_peer);
+      continue;
+    }
+    link.queued_bytes += frame.size();
+    link.queue.push_back(std::move(frame));
+  }
+  link.ready.notify();
+  if (!link.out && !link.opening && link.conn && link.conn->is_open())
+    asio::co_spawn(host_.executor(), open_outbound(peer, link.conn), asio::detached);
+}
+
+Task<void> GossipsubService::write_loop(std::shared_ptr<Link> link) {
+  link->writing = true;
+  while (!link->closed && link->out) {
+    if (link->queue.empty()) {
+      co_await link->ready.wait();
+      continue;
+    }
+    // Coalesce what is queued into one write: fewer, larger frames on the wire.
+    Bytes batch = std::move(link->queue.front());
+    link->queue.pop_front();
+    while (!link->queue.empty() && batch.size() < 256 * 1024) {
+      append(batch, link->queue.front());
+      link->queue.pop_front();
+    }
+    link->queued_bytes = 0;
+    for (const auto& q : link->queue) link->queued_bytes += q.size();
+    auto stream = link->out;
+    auto w = co_await stream->write(batch);
+    if (!w) {
+      spdlog::debug("pubsub: writing to {}: {}", link->peer.to_string(), w.error().to_string());
+      stream->reset();
+      if (link->out == stream) link->out.reset();
+      break;
+    }
+  }
+  link->writing = false;
+}
+
+Task<void> GossipsubService::timer_loop() {
+  auto alive = alive_;
+  while (*alive && running_) {
+    co_await timer_wake_.wait_until(router_.next_deadline());
+    if (!*alive || !running_) break;
+    if (now() >= router_.next_deadline()) {
+      router_.on_timer(now());
+      drain();
+    }
+  }
+}
+
+void GossipsubService::drain() {
+  if (draining_) return;  // the outer call keeps polling
+  draining_ = true;
+  auto before = router_.next_deadline();
+  while (auto action = router_.poll_action()) {
+    std::visit(
+        [&](auto& a) {
+          using A = std::decay_t<decltype(a)>;
+          if constexpr (std::is_same_v<A, SendRpc>) {
+            enqueue(a.peer, std::move(a.rpc));
+          } else if constexpr (std::is_same_v<A, DeliverMessage>) {
+            for (auto& h : handlers_) h(a);
+          } else if constexpr (std::is_same_v<A, ValidateMessage>) {
+            auto done = [this, alive = alive_, id = a.id](Verdict verdict) {
+              if (!*alive) return;
+              router_.report_validation(id, verdict, now());
+              drain();
+            };
+            if (validator_)
+              validator_(a, done);
+            else
+              done(Verdict::accept);
+          } else if constexpr (std::is_same_v<A, DisconnectPeer>) {
+            host_.disconnect(a.peer, "pubsub");
+          } else if constexpr (std::is_same_v<A, ConnectPeers>) {
+            for (const auto& record : a.peers) {
+              auto peer = crypto::PeerId::from_bytes(record.peer_id);
+              if (!peer || *peer == host_.peer_id() || host_.connection_to(*peer)) continue;
+              // TODO(interop): signed peer records are not read yet; known addresses only.
+              asio::co_spawn(
+                  host_.executor(),
+                  [this, p = *peer]() -> Task<void> { (void)co_await host_.connect(p); },
+                  asio::detached);
+            }
+          }
+        },
+        *action);
+  }
+  draining_ = false;
+  if (router_.next_deadline() < before) timer_wake_.notify();
+}
+
+}  // namespace p2pmq::pubsub

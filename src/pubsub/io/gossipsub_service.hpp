@@ -1,0 +1,73 @@
+#pragma once
+// Binds the gossipsub router (sans-IO) to the host: one outbound stream per peer for our RPCs
+// (negotiating /meshsub/1.2.0, 1.1.0, 1.0.0 or /floodsub/1.0.0), inbound streams read into the
+// router, a timer for heartbeats, and the actions the router emits turned into IO.
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "host/host.hpp"
+#include "pubsub/router.hpp"
+#include "pubsub/rpc.hpp"
+
+namespace p2pmq::pubsub {
+
+struct ServiceConfig {
+  RpcLimits limits;
+  size_t max_queued_bytes_per_peer = 8 << 20;  // a slower peer loses RPCs beyond this
+};
+
+class GossipsubService {
+ public:
+  using MessageHandler = std::function<void(const DeliverMessage&)>;
+  // Called for every remote message; call `done` exactly once (now or later) with the verdict.
+  using Validator = std::function<void(const ValidateMessage&, std::function<void(Verdict)> done)>;
+
+  GossipsubService(host::Host& host, GossipsubConfig config, PeerScoreParams score_params,
+                   PeerScoreThresholds thresholds, ServiceConfig service = {});
+  ~GossipsubService();
+
+  // Registers the protocols, follows connections (existing ones too) and starts heartbeats.
+  void start();
+  void stop();
+
+  void join(const TopicId& topic);
+  void leave(const TopicId& topic);
+  Result<MessageId> publish(const TopicId& topic, Bytes data, uint64_t seqno);
+  void on_message(MessageHandler handler) { handlers_.push_back(std::move(handler)); }
+  // Without a validator, messages that pass the router's own checks are accepted.
+  void set_validator(Validator validator) { validator_ = std::move(validator); }
+
+  Router& router() { return router_; }
+  const Router& router() const { return router_; }
+  uint64_t dropped_rpcs() const { return dropped_rpcs_; }
+
+ private:
+  struct Link;
+  void on_connection(const std::shared_ptr<host::Connection>& conn, host::ConnectionEvent e);
+  host::Task<void> open_outbound(crypto::PeerId peer, std::shared_ptr<host::Connection> conn);
+  host::Task<void> serve_inbound(std::shared_ptr<host::Stream> stream);
+  host::Task<void> write_loop(std::shared_ptr<Link> link);
+  host::Task<void> timer_loop();
+  void add_to_router(Link& link, PeerKind kind);
+  void enqueue(const PeerId& peer, Rpc rpc);
+  void drain();
+  Time now() const { return Clock::now(); }
+
+  host::Host& host_;
+  Router router_;
+  ServiceConfig service_;
+  std::map<PeerId, std::shared_ptr<Link>> links_;
+  std::vector<MessageHandler> handlers_;
+  Validator validator_;
+  host::Signal timer_wake_;
+  bool running_ = false;
+  bool draining_ = false;
+  uint64_t dropped_rpcs_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+PeerKind peer_kind_of(std::string_view protocol);
+
+}  // namespace p2pmq::pubsub

@@ -1,0 +1,64 @@
+#include "pubsub/mcache.hpp"
+
+#include <gtest/gtest.h>
+
+#include "pubsub/seen_cache.hpp"
+
+namespace p2pmq::pubsub {
+namespace {
+
+Message msg(const TopicId& topic, uint8_t b) {
+  return Message{{}, Bytes{b}, {}, topic, {}, {}};
+}
+
+PeerId peer() {
+  crypto::PrivateKey::Seed seed{};
+  return PeerId::from_public_key(crypto::PrivateKey::from_seed(seed).public_key());
+}
+
+TEST(RouterMessageCache, GossipWindowsAndExpiry) {
+  MessageCache mc(3, 2, 100);
+  ASSERT_TRUE(mc.put(Bytes{1}, msg("a", 1)));
+  EXPECT_FALSE(mc.put(Bytes{1}, msg("a", 1)));
+  mc.put(Bytes{2}, msg("b", 2));
+  EXPECT_EQ(mc.gossip_ids("a"), std::vector<MessageId>{Bytes{1}});
+  mc.shift();
+  mc.put(Bytes{3}, msg("a", 3));
+  EXPECT_EQ(mc.gossip_ids("a"), (std::vector<MessageId>{Bytes{3}, Bytes{1}}));
+  mc.shift();  // id 1 leaves the gossip windows but is still served
+  EXPECT_EQ(mc.gossip_ids("a"), std::vector<MessageId>{Bytes{3}});
+  EXPECT_NE(mc.get(Bytes{1}), nullptr);
+  mc.shift();  // and now leaves the history
+  EXPECT_EQ(mc.get(Bytes{1}), nullptr);
+  EXPECT_NE(mc.get(Bytes{3}), nullptr);
+  EXPECT_EQ(mc.size(), 1u);
+}
+
+TEST(RouterMessageCache, CountsRequestsPerPeerAndIsBounded) {
+  MessageCache mc(3, 2, 2);
+  mc.put(Bytes{1}, msg("a", 1));
+  mc.put(Bytes{2}, msg("a", 2));
+  EXPECT_FALSE(mc.put(Bytes{3}, msg("a", 3)));  // full
+  EXPECT_EQ(mc.get_for_peer(Bytes{1}, peer()).second, 1u);
+  EXPECT_EQ(mc.get_for_peer(Bytes{1}, peer()).second, 2u);
+  EXPECT_EQ(mc.get_for_peer(Bytes{9}, peer()).first, nullptr);
+}
+
+TEST(RouterSeenCache, ExpiresAfterTtlAndIsBounded) {
+  Time t0 = Time{} + std::chrono::hours(1);
+  SeenCache seen(std::chrono::seconds(10), 3);
+  EXPECT_TRUE(seen.add(Bytes{1}, t0));
+  EXPECT_FALSE(seen.add(Bytes{1}, t0));
+  seen.add(Bytes{2}, t0 + std::chrono::seconds(5));
+  seen.expire(t0 + std::chrono::seconds(10));
+  EXPECT_FALSE(seen.contains(Bytes{1}));
+  EXPECT_TRUE(seen.contains(Bytes{2}));
+  seen.add(Bytes{3}, t0 + std::chrono::seconds(11));
+  seen.add(Bytes{4}, t0 + std::chrono::seconds(11));
+  seen.add(Bytes{5}, t0 + std::chrono::seconds(11));  // evicts the oldest (2)
+  EXPECT_EQ(seen.size(), 3u);
+  EXPECT_FALSE(seen.contains(Bytes{2}));
+}
+
+}  // namespace
+}  // namespace p2pmq::pubsub
