@@ -6,6 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh || exit 1
 tests/interop/install.sh || exit 1
+examples/node/install.sh || exit 1
 
 status=0
 total_passed=0

@@ -146,13 +146,14 @@ void Stream::reset() {
 // ---------------------------------------------------------------- Connection
 
 Connection::Connection(tcp::socket socket, noise::Session noise, yamux::Session mux,
-                       ConnectionInfo info, Bytes early_plaintext)
+                       ConnectionInfo info, Bytes early_plaintext, size_t max_streams)
     : socket_(std::move(socket)),
       noise_(std::move(noise)),
       mux_(std::move(mux)),
       info_(std::move(info)),
       early_plaintext_(std::move(early_plaintext)),
       id_(next_connection_id++),
+      max_streams_(max_streams),
       write_ready_(socket_.get_executor()),
       timer_wake_(socket_.get_executor()) {}
 
@@ -225,6 +226,10 @@ void Connection::dispatch_events() {
                           e.code);
           } else if constexpr (std::is_same_v<E, yamux::PingRtt>) {
             last_rtt_ = e.rtt;
+          } else if constexpr (std::is_same_v<E, yamux::StreamRefused>) {
+            if (e.limit)
+              spdlog::warn("conn {} with {}: refusing inbound stream {}: max_streams ({}) reached",
+                           id_, info_.remote_peer.to_string(), e.id, max_streams_);
           }
         },
         event);
@@ -240,7 +245,7 @@ Task<void> Connection::read_loop() {
     auto fed = mux_.feed(early_plaintext_, Clock::now());
     early_plaintext_.clear();
     if (!fed) {
-      drop("yamux: " + fed.error().message);
+      drop(fed.error().message);
       co_return;
     }
     dispatch_events();
@@ -261,13 +266,13 @@ Task<void> Connection::read_loop() {
     if (noise_.max_plaintext(n) > plaintext.size()) plaintext.resize(noise_.max_plaintext(n));
     auto decrypted = noise_.decrypt_into(BytesView(buffer.data(), n), plaintext.data());
     if (!decrypted) {
-      drop("noise: " + decrypted.error().message);
+      drop(decrypted.error().message);
       co_return;
     }
     auto fed = mux_.feed(BytesView(plaintext.data(), *decrypted), Clock::now());
     dispatch_events();
     if (!fed) {
-      drop("yamux: " + fed.error().message);
+      drop(fed.error().message);
       co_return;
     }
     if (mux_.has_output()) kick_writer();
@@ -317,7 +322,7 @@ Task<void> Connection::timer_loop() {
     if (now < mux_.next_deadline()) continue;
     auto r = mux_.on_timer(now);
     if (!r) {
-      drop("yamux: " + r.error().message);
+      drop(r.error().message);
       break;
     }
     dispatch_events();

@@ -78,7 +78,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using ClosedCallback = std::function<void(Connection&)>;
 
   Connection(tcp::socket socket, noise::Session noise, yamux::Session mux, ConnectionInfo info,
-             Bytes early_plaintext);
+             Bytes early_plaintext, size_t max_streams);
   ~Connection();
 
   // Starts the read, write and timer loops.
@@ -119,6 +119,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closing_ = false;
   std::string close_reason_;
   std::chrono::nanoseconds last_rtt_{0};
+  size_t max_streams_ = 0;
   // Weak: a stream its owner dropped is reset by its destructor.
   std::unordered_map<yamux::StreamId, std::weak_ptr<Stream>> streams_;
   StreamCallback on_stream_;

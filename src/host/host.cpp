@@ -38,6 +38,8 @@ Host::Host(asio::io_context& io, crypto::PrivateKey identity, HostConfig config)
       config_(std::move(config)) {}
 
 Host::~Host() {
+  in_flight_->alive = false;
+  abort_upgrades_.notify();
   for (auto& [peer, conn] : connections_) conn->close("host destroyed");
 }
 
@@ -137,16 +139,23 @@ Task<void> Host::handle_inbound(tcp::socket socket) {
   boost::system::error_code ec;
   auto remote = socket.remote_endpoint(ec);
   std::string from = ec ? std::string("?") : to_multiaddr(remote).to_string();
-  if (count(false) + negotiating_inbound_ >= config_.max_inbound_connections) {
+  if (count(false) + in_flight_->inbound >= config_.max_inbound_connections) {
     spdlog::warn("refusing inbound connection from {}: max_inbound_connections ({}) reached", from,
                  config_.max_inbound_connections);
     socket.close(ec);
     co_return;
   }
   socket.set_option(tcp::no_delay(true), ec);  // small frames (ping, acks) must not wait
-  ++negotiating_inbound_;
-  auto conn = co_await upgrade(std::move(socket), false, identity_, std::nullopt, config_.upgrade);
-  --negotiating_inbound_;
+  auto in_flight = in_flight_;
+  ++in_flight->inbound;
+  auto conn = co_await upgrade(std::move(socket), false, identity_, std::nullopt, config_.upgrade,
+                               &abort_upgrades_);
+  --in_flight->inbound;
+  if (!in_flight->alive) {
+    if (conn) (*conn)->start(nullptr, nullptr), (*conn)->close("host destroyed");
+    co_return;
+  }
+  if (in_flight->inbound == 0) all_closed_.notify();
   if (!conn) {
     spdlog::info("inbound connection from {} failed: {}", from, conn.error().to_string());
     co_return;
@@ -199,7 +208,7 @@ Task<Result<std::shared_ptr<Connection>>> Host::connect(const crypto::PeerId& pe
 Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
                                                      std::optional<crypto::PeerId> expected) {
   if (stopping_) co_return fail(Errc::closed, "host is shutting down");
-  if (dials_in_flight_ >= config_.max_pending_dials) {
+  if (in_flight_->dials >= config_.max_pending_dials) {
     spdlog::warn("refusing dial to {}: max_pending_dials ({}) reached", addr.to_string(),
                  config_.max_pending_dials);
     co_return fail(Errc::limit_exceeded, "too many pending dials");
@@ -212,11 +221,15 @@ Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
   auto target = addr.tcp_target();
   if (!target) co_return fail(Errc::unsupported, "not a TCP address: " + addr.to_string());
 
-  ++dials_in_flight_;
+  auto in_flight = in_flight_;
+  ++in_flight->dials;
   struct Guard {
-    size_t& n;
-    ~Guard() { --n; }
-  } guard{dials_in_flight_};
+    std::shared_ptr<InFlight> state;
+    Signal* done;
+    ~Guard() {
+      if (--state->dials == 0 && state->alive) done->notify();
+    }
+  } guard{in_flight, &all_closed_};
 
   auto deadline = Clock::now() + config_.dial_timeout;
   std::vector<tcp::endpoint> endpoints;
@@ -270,7 +283,12 @@ Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
   auto upgrade_config = config_.upgrade;
   auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   upgrade_config.timeout = std::max(std::chrono::milliseconds(1), remaining);
-  auto conn = co_await upgrade(std::move(socket), true, identity_, expected, upgrade_config);
+  auto conn = co_await upgrade(std::move(socket), true, identity_, expected, upgrade_config,
+                               &abort_upgrades_);
+  if (!in_flight->alive) {
+    if (conn) (*conn)->start(nullptr, nullptr), (*conn)->close("host destroyed");
+    co_return fail(Errc::closed, "host destroyed");
+  }
   if (!conn) {
     auto e = conn.error();
     e.message = "dial " + addr.to_string() + ": " + e.message;
@@ -389,14 +407,19 @@ Task<void> Host::shutdown() {
   stopping_ = true;
   boost::system::error_code ec;
   for (auto& a : acceptors_) a->close(ec);
+  abort_upgrades_.notify();
   auto conns = connections();
   for (auto& c : conns) c->close("shutdown");
   auto deadline = Clock::now() + std::chrono::seconds(5);
-  while (!connections_.empty()) {
+  auto busy = [this] {
+    return !connections_.empty() || in_flight_->dials > 0 || in_flight_->inbound > 0;
+  };
+  while (busy()) {
     if (!co_await all_closed_.wait_until(deadline)) break;
   }
-  if (!connections_.empty())
-    spdlog::warn("shutdown: {} connections did not close in time", connections_.size());
+  if (busy())
+    spdlog::warn("shutdown: {} connections, {} dials and {} handshakes did not end in time",
+                 connections_.size(), in_flight_->dials, in_flight_->inbound);
 }
 
 // ---------------------------------------------------------------- stream helpers

@@ -98,9 +98,15 @@ class Host {
   std::map<std::string, StreamHandler> handlers_;
   std::multimap<crypto::PeerId, std::shared_ptr<Connection>> connections_;
   std::map<crypto::PeerId, std::shared_ptr<PendingDial>> pending_dials_;
-  size_t dials_in_flight_ = 0;
+  // Counters that coroutines still under way may touch after the Host is gone: shared.
+  struct InFlight {
+    bool alive = true;
+    size_t dials = 0;
+    size_t inbound = 0;  // inbound connections still upgrading
+  };
+  std::shared_ptr<InFlight> in_flight_ = std::make_shared<InFlight>();
+  Signal abort_upgrades_{io_.get_executor()};  // shutdown: end every handshake under way
   size_t negotiating_ = 0;
-  size_t negotiating_inbound_ = 0;
   Signal all_closed_{io_.get_executor()};
   std::vector<ConnectionObserver> observers_;
   std::map<crypto::PeerId, PeerInfo> peer_store_;

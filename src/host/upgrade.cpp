@@ -1,5 +1,7 @@
 #include "host/upgrade.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 #include "net/multistream.hpp"
 
 namespace p2pmq::host {
@@ -141,7 +143,8 @@ Task<Result<std::shared_ptr<Connection>>> run_upgrade(tcp::socket& socket, bool 
   info.local_addr = to_multiaddr(local);
   yamux::Session mux(initiator, config.yamux, Clock::now());
   co_return std::make_shared<Connection>(std::move(socket), std::move(session), std::move(mux),
-                                         std::move(info), std::move(early));
+                                         std::move(info), std::move(early),
+                                         config.yamux.max_streams);
 }
 
 }  // namespace
@@ -153,23 +156,39 @@ Multiaddr to_multiaddr(const tcp::endpoint& endpoint) {
 Task<Result<std::shared_ptr<Connection>>> upgrade(tcp::socket socket, bool initiator,
                                                   const crypto::PrivateKey& identity,
                                                   std::optional<crypto::PeerId> expected_peer,
-                                                  const UpgradeConfig& config) {
-  // A watchdog closes the socket when the handshake takes too long; the pending read then fails.
-  // `finished` guards the socket reference: a handler already queued when the upgrade ends must
-  // not touch it.
-  auto timed_out = std::make_shared<bool>(false);
-  auto finished = std::make_shared<bool>(false);
-  asio::steady_timer watchdog(socket.get_executor(), config.timeout);
-  watchdog.async_wait([&socket, timed_out, finished](boost::system::error_code ec) {
-    if (ec || *finished) return;
-    *timed_out = true;
-    boost::system::error_code ignored;
-    socket.close(ignored);
-  });
+                                                  const UpgradeConfig& config, Signal* abort) {
+  // A watchdog closes the socket when the handshake takes too long or is aborted; the pending
+  // read then fails. It only touches the socket while the upgrade is still running.
+  struct Watch {
+    explicit Watch(asio::any_io_executor ex) : timer(ex) {}
+    asio::steady_timer timer;
+    tcp::socket* socket = nullptr;
+    bool finished = false;
+    bool fired = false;
+  };
+  auto watch = std::make_shared<Watch>(socket.get_executor());
+  watch->socket = &socket;
+  watch->timer.expires_after(config.timeout);
+  asio::co_spawn(
+      socket.get_executor(),
+      [watch, abort]() -> Task<void> {
+        using namespace asio::experimental::awaitable_operators;
+        boost::system::error_code ec;
+        if (abort)
+          co_await (watch->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec)) ||
+                    abort->wait());
+        else
+          co_await watch->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (watch->finished) co_return;
+        watch->fired = true;
+        boost::system::error_code ignored;
+        watch->socket->close(ignored);
+      },
+      asio::detached);
   auto result = co_await run_upgrade(socket, initiator, identity, expected_peer, config);
-  *finished = true;
-  watchdog.cancel();
-  if (*timed_out) co_return fail(Errc::timeout, "handshake timed out");
+  watch->finished = true;
+  watch->timer.cancel();
+  if (watch->fired) co_return fail(Errc::timeout, "handshake timed out or aborted");
   co_return result;
 }
 

@@ -13,11 +13,13 @@ struct UpgradeConfig {
 };
 
 // On success the connection is built but not started. expected_peer, when dialing a /p2p/
-// address, must match the key the remote proves in the handshake.
+// address, must match the key the remote proves in the handshake. The handshake ends (socket
+// closed) at config.timeout, or when `abort` is notified.
 Task<Result<std::shared_ptr<Connection>>> upgrade(tcp::socket socket, bool initiator,
                                                   const crypto::PrivateKey& identity,
                                                   std::optional<crypto::PeerId> expected_peer,
-                                                  const UpgradeConfig& config);
+                                                  const UpgradeConfig& config,
+                                                  Signal* abort = nullptr);
 
 // The multiaddr of a TCP endpoint (ip4 or ip6).
 Multiaddr to_multiaddr(const tcp::endpoint& endpoint);

@@ -389,6 +389,7 @@ Result<void> Session::handle_stream_header(uint8_t type, uint16_t flags, StreamI
     if (local_goaway_ || streams_.size() >= config_.max_streams) {
       // Refuse the stream, not the session; what follows for it is ignored.
       put_header(kTypeWindowUpdate, kFlagRst, id, 0);
+      events_.emplace_back(StreamRefused{id, !local_goaway_});
     } else {
       s = &streams_[id];
       s->window_size = s->recv_window = kDefaultWindow;

@@ -80,8 +80,13 @@ struct GoAwayReceived {
 struct PingRtt {
   std::chrono::nanoseconds rtt;
 };
+// An inbound stream we reset at once: over max_streams, or after our GoAway.
+struct StreamRefused {
+  StreamId id;
+  bool limit;  // true: max_streams; false: going away
+};
 using Event = std::variant<StreamOpened, StreamData, StreamEof, StreamReset, StreamWritable,
-                           GoAwayReceived, PingRtt>;
+                           GoAwayReceived, PingRtt, StreamRefused>;
 
 class Session {
  public:

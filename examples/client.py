@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""An example p2pmq client: publish and listen through an agent's gRPC API.
+
+    /usr/bin/python3 examples/client.py --agent 127.0.0.1:5001 pub TOPIC DATA
+    /usr/bin/python3 examples/client.py --agent 127.0.0.1:5001 listen TOPIC [TOPIC...] --count N
+    /usr/bin/python3 examples/client.py --agent 127.0.0.1:5001 sub|unsub TOPIC
+    /usr/bin/python3 examples/client.py --agent 127.0.0.1:5001 status
+
+pub prints "published id=HEX seqno=N". listen prints "listening" once the agent has registered
+the stream (publishing after that line is seen by it), then one line per event:
+"message TOPIC SEQNO ORIGIN DATA" (DATA as UTF-8, undecodable bytes replaced) or
+"missed TOPIC COUNT" when the stream was too slow and the agent dropped messages; it exits after
+N messages (0: never).
+"""
+import argparse
+import sys
+
+import grpc
+
+import p2pmq_stubs
+
+pb, rpc = p2pmq_stubs.load()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--agent", default="127.0.0.1:5001", help="the agent's gRPC address")
+    ap.add_argument("--timeout", type=float, default=30.0, help="seconds, for unary calls")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pub")
+    p.add_argument("topic")
+    p.add_argument("data")
+    p = sub.add_parser("listen")
+    p.add_argument("topics", nargs="+")
+    p.add_argument("--count", type=int, default=0)
+    p.add_argument("--buffer", type=int, default=0, help="the stream's buffer (0: default)")
+    for name in ("sub", "unsub"):
+        sub.add_parser(name).add_argument("topic")
+    sub.add_parser("status")
+    args = ap.parse_args()
+
+    channel = grpc.insecure_channel(args.agent)
+    messaging = rpc.MessagingStub(channel)
+    control = rpc.ControlStub(channel)
+    try:
+        if args.cmd == "pub":
+            r = messaging.Publish(pb.PublishRequest(topic=args.topic, data=args.data.encode()),
+                                  timeout=args.timeout)
+            print("published id=%s seqno=%d" % (r.id.hex(), r.seqno), flush=True)
+        elif args.cmd == "listen":
+            call = messaging.Listen(pb.ListenRequest(topics=args.topics,
+                                                     buffer_size=args.buffer))
+            call.initial_metadata()  # the agent sends headers once the stream is registered
+            print("listening", flush=True)
+            got = 0
+            for ev in call:
+                if ev.HasField("missed"):
+                    print("missed %s %d" % (ev.missed.topic, ev.missed.count), flush=True)
+                    continue
+                m = ev.message
+                print("message %s %d %s %s" % (m.topic, m.seqno, m.origin or "-",
+                                               m.data.decode("utf-8", "replace")), flush=True)
+                got += 1
+                if args.count and got >= args.count:
+                    call.cancel()
+                    break
+        elif args.cmd == "sub":
+            control.Subscribe(pb.SubscribeRequest(topic=args.topic), timeout=args.timeout)
+            print("subscribed " + args.topic)
+        elif args.cmd == "unsub":
+            control.Unsubscribe(pb.UnsubscribeRequest(topic=args.topic), timeout=args.timeout)
+            print("unsubscribed " + args.topic)
+        elif args.cmd == "status":
+            print(rpc.AdminStub(channel).Status(pb.StatusRequest(), timeout=args.timeout))
+    except grpc.RpcError as e:
+        sys.exit("%s: %s" % (e.code().name, e.details()))
+
+
+if __name__ == "__main__":
+    main()
