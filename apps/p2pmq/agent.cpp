@@ -8,6 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "agent_backend.hpp"
+#include "api/server.hpp"
+#include "api/validation_client.hpp"
 #include "host/host.hpp"
 #include "protocols/echo.hpp"
 #include "protocols/identify.hpp"
@@ -167,14 +170,57 @@ int run_agent(AgentOptions options) {
       emit(j);
     });
   }
+  AgentBackend backend(node, gossip);
+
+  // External validation: every remote message waits for the parent's verdict.
+  std::unique_ptr<api::ValidationClient> validation;
+  if (!options.validators.empty()) {
+    api::ValidationConfig vc;
+    vc.timeout = std::chrono::milliseconds(options.validation_timeout_ms);
+    if (options.no_validator_policy == "accept") {
+      vc.no_validator_policy = api::ValidationConfig::Policy::accept;
+    } else if (options.no_validator_policy != "ignore") {
+      std::cerr << "error: validation.no_validator_policy: expected ignore or accept, got '"
+                << options.no_validator_policy << "'" << std::endl;
+      return 2;
+    }
+    validation = std::make_unique<api::ValidationClient>(options.validators, vc);
+    gossip.set_validator([&validation, ex = node.executor()](
+                             const pubsub::ValidateMessage& v,
+                             std::function<void(pubsub::Verdict)> done) {
+      pubsub::DeliverMessage as_delivered{v.id, v.message, v.received_from};
+      validation->validate(AgentBackend::to_agent_message(as_delivered, false),
+                           [ex, done = std::move(done)](api::Verdict verdict) {
+                             // Verdicts arrive on gRPC threads; the router lives on the io thread.
+                             asio::post(ex, [done, verdict] {
+                               done(verdict == api::Verdict::accept   ? pubsub::Verdict::accept
+                                    : verdict == api::Verdict::reject ? pubsub::Verdict::reject
+                                                                      : pubsub::Verdict::ignore);
+                             });
+                           });
+    });
+  }
+
   if (auto r = node.start(); !r) {
     std::cerr << "error: agent: " << r.error().to_string() << std::endl;
     return 1;
+  }
+  std::unique_ptr<api::ApiServer> api_server;
+  if (options.grpc_address != "off") {
+    api::ApiConfig ac;
+    ac.address = options.grpc_address;
+    api_server = std::make_unique<api::ApiServer>(backend, ac);
+    if (auto r = api_server->start(); !r) {
+      std::cerr << "error: grpc " << options.grpc_address << ": " << r.error().to_string()
+                << std::endl;
+      return 1;
+    }
   }
   gossip.start();
   for (const auto& t : options.topics) gossip.join(t);
   for (const auto& a : node.listen_addrs())
     std::cout << "listening " << a.with_p2p(node.peer_id().bytes()).to_string() << std::endl;
+  if (api_server) std::cout << "grpc " << api_server->bound_address() << std::endl;
   spdlog::info("p2pmq agent {} started as {}", options.agent_version, node.peer_id().to_string());
 
   bool stopping = false;
@@ -210,6 +256,9 @@ int run_agent(AgentOptions options) {
     asio::co_spawn(io, control->run(stop), asio::detached);
   }
   io.run();
+  // gRPC threads may still post to the io context: stop them before it goes away.
+  if (api_server) api_server->stop();
+  validation.reset();
   return 0;
 }
 

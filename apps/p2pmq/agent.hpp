@@ -11,14 +11,18 @@ namespace p2pmq::cli {
 
 struct AgentOptions {
   crypto::PrivateKey key;
-  std::vector<std::string> listen;
-  std::vector<std::string> bootstrap;
-  std::vector<std::string> topics;
-  std::vector<std::string> gossip_params;  // KEY=VALUE
+  std::vector<std::string> listen = {};
+  std::vector<std::string> bootstrap = {};
+  std::vector<std::string> topics = {};
+  std::vector<std::string> gossip_params = {};  // KEY=VALUE
   bool echo = false;
   bool perf = false;
   bool stdio = false;
-  std::string agent_version;
+  std::string agent_version = {};
+  std::string grpc_address = "127.0.0.1:0";  // "off" disables the gRPC API
+  std::vector<std::string> validators = {};  // MsgValidation endpoints the agent dials
+  unsigned validation_timeout_ms = 5000;
+  std::string no_validator_policy = "ignore";  // or "accept"
 };
 
 int run_agent(AgentOptions options);

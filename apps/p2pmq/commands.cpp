@@ -397,6 +397,14 @@ void add_agent(CLI::App& app) {
                 "line protocol on stdin/stdout: sub, unsub, pub, connect, peers, mesh");
   cmd->add_flag("--echo", options.echo, "serve /p2pmq/echo/1.0.0 (tests, benchmarks)");
   cmd->add_flag("--perf", options.perf, "serve /perf/1.0.0 (throughput benchmarks)");
+  cmd->add_option("--grpc", options.grpc_address,
+                  "gRPC API address (host:port, port 0 picks one; \"off\" disables)");
+  cmd->add_option("--validator", options.validators,
+                  "MsgValidation endpoint host:port the agent dials (repeatable)");
+  cmd->add_option("--validation-timeout-ms", options.validation_timeout_ms,
+                  "how long a message waits for a verdict");
+  cmd->add_option("--no-validator-policy", options.no_validator_policy,
+                  "verdict when no validator answers: ignore or accept");
   cmd->callback([] {
     if (!key_path.empty()) {
       if (std::ifstream(key_path)) {
@@ -419,9 +427,39 @@ void add_agent(CLI::App& app) {
   });
 }
 
+void add_client_commands(CLI::App& app) {
+  static std::string agent = "127.0.0.1:5050";
+  {
+    auto* cmd = app.add_subcommand("pub", "publish through an agent (gRPC)");
+    static std::string topic;
+    static std::optional<std::string> data;
+    cmd->add_option("--agent", agent, "the agent's gRPC address");
+    cmd->add_option("--topic", topic, "topic")->required();
+    cmd->add_option("--data", data, "message (default: one message per line of stdin)");
+    cmd->callback([] { g_exit = run_pub(agent, topic, data); });
+  }
+  {
+    auto* cmd = app.add_subcommand("sub", "print the messages of topics (gRPC Listen)");
+    static std::vector<std::string> topics;
+    static bool json = false;
+    static uint64_t count = 0;
+    cmd->add_option("--agent", agent, "the agent's gRPC address");
+    cmd->add_option("--topic", topics, "topic (repeatable)")->required();
+    cmd->add_flag("--json", json, "one JSON object per line");
+    cmd->add_option("--count", count, "exit after this many messages (0: never)");
+    cmd->callback([] { g_exit = run_sub(agent, topics, json, count); });
+  }
+  {
+    auto* cmd = app.add_subcommand("status", "peer id, addresses, peers, topics, mesh and scores");
+    cmd->add_option("--agent", agent, "the agent's gRPC address");
+    cmd->callback([] { g_exit = run_status(agent); });
+  }
+}
+
 }  // namespace
 
 void register_commands(CLI::App& app) {
+  add_client_commands(app);
   add_keygen(app);
   add_id(app);
   add_ping(app);

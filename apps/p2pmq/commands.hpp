@@ -1,10 +1,20 @@
 #pragma once
 #include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace p2pmq::cli {
 
 void register_commands(CLI::App& app);
 // The exit status the command that ran chose.
 int exit_code();
+
+// gRPC clients of a running agent (client_commands.cpp).
+int run_pub(const std::string& agent, const std::string& topic,
+            const std::optional<std::string>& data);
+int run_sub(const std::string& agent, const std::vector<std::string>& topics, bool json,
+            uint64_t count);
+int run_status(const std::string& agent);
 
 }  // namespace p2pmq::cli

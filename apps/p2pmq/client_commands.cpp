@@ -1,0 +1,125 @@
+// gRPC client commands: pub, sub, status (talking to a running agent).
+#include <grpcpp/grpcpp.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "core/bytes.hpp"
+#include "p2pmq/v1/p2pmq.grpc.pb.h"
+
+namespace p2pmq::cli {
+
+namespace {
+
+namespace v1 = p2pmq::v1;
+
+std::shared_ptr<grpc::Channel> channel_to(const std::string& agent) {
+  return grpc::CreateChannel(agent, grpc::InsecureChannelCredentials());
+}
+
+int report(const grpc::Status& status, const std::string& what) {
+  std::cerr << "error: " << what << ": " << status.error_message() << " (code "
+            << static_cast<int>(status.error_code()) << ")" << std::endl;
+  return 1;
+}
+
+nlohmann::json to_json(const v1::Message& m) {
+  nlohmann::json j{{"topic", m.topic()}, {"origin", m.origin()},
+                   {"seqno", m.seqno()}, {"id", to_hex(as_bytes(m.id()))},
+                   {"data", m.data()},   {"synced", m.synced()}};
+  return j;
+}
+
+}  // namespace
+
+int run_pub(const std::string& agent, const std::string& topic,
+            const std::optional<std::string>& data) {
+  auto stub = v1::Messaging::NewStub(channel_to(agent));
+  auto publish = [&](const std::string& payload) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::PublishRequest req;
+    req.set_topic(topic);
+    req.set_data(payload);
+    v1::PublishResponse resp;
+    auto status = stub->Publish(&ctx, req, &resp);
+    if (!status.ok()) return report(status, "publish to " + agent);
+    std::cout << "published seqno=" << resp.seqno() << " id=" << to_hex(as_bytes(resp.id()))
+              << std::endl;
+    return 0;
+  };
+  if (data) return publish(*data);
+  std::string line;
+  while (std::getline(std::cin, line))
+    if (int rc = publish(line); rc != 0) return rc;
+  return 0;
+}
+
+int run_sub(const std::string& agent, const std::vector<std::string>& topics, bool json,
+            uint64_t count) {
+  auto stub = v1::Messaging::NewStub(channel_to(agent));
+  grpc::ClientContext ctx;
+  v1::ListenRequest req;
+  for (const auto& t : topics) req.add_topics(t);
+  auto reader = stub->Listen(&ctx, req);
+  v1::ListenEvent event;
+  uint64_t received = 0;
+  while ((count == 0 || received < count) && reader->Read(&event)) {
+    if (event.has_missed()) {
+      if (json)
+        std::cout << nlohmann::json{{"missed", event.missed().count()},
+                                    {"topic", event.missed().topic()}}
+                         .dump()
+                  << std::endl;
+      else
+        std::cerr << "missed " << event.missed().count() << " messages of "
+                  << event.missed().topic() << std::endl;
+      continue;
+    }
+    const auto& m = event.message();
+    ++received;
+    if (json)
+      std::cout << to_json(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << std::endl;
+    else
+      std::cout << m.topic() << " " << m.origin() << " #" << m.seqno() << ": " << m.data()
+                << std::endl;
+  }
+  if (count != 0 && received >= count) {
+    ctx.TryCancel();
+    return 0;
+  }
+  auto status = reader->Finish();
+  if (!status.ok()) return report(status, "listen on " + agent);
+  return 0;
+}
+
+int run_status(const std::string& agent) {
+  auto stub = v1::Admin::NewStub(channel_to(agent));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::StatusRequest req;
+  v1::StatusResponse resp;
+  auto status = stub->Status(&ctx, req, &resp);
+  if (!status.ok()) return report(status, "status of " + agent);
+  nlohmann::json j;
+  j["peer_id"] = resp.peer_id();
+  j["listen_addrs"] =
+      std::vector<std::string>(resp.listen_addrs().begin(), resp.listen_addrs().end());
+  j["topics"] = std::vector<std::string>(resp.topics().begin(), resp.topics().end());
+  j["peers"] = nlohmann::json::array();
+  for (const auto& p : resp.peers()) {
+    j["peers"].push_back(
+        {{"peer_id", p.peer_id()},
+         {"addrs", std::vector<std::string>(p.addrs().begin(), p.addrs().end())},
+         {"topics", std::vector<std::string>(p.topics().begin(), p.topics().end())},
+         {"mesh_topics", std::vector<std::string>(p.mesh_topics().begin(), p.mesh_topics().end())},
+         {"score", p.score()},
+         {"agent_version", p.agent_version()}});
+  }
+  std::cout << j.dump(2) << std::endl;
+  return 0;
+}
+
+}  // namespace p2pmq::cli
