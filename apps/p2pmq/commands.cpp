@@ -450,6 +450,18 @@ void add_client_commands(CLI::App& app) {
     cmd->callback([] { g_exit = run_sub(agent, topics, json, count); });
   }
   {
+    auto* cmd = app.add_subcommand("devnet", "a local network of agents on loopback");
+    static size_t nodes = 5, messages = 10;
+    static std::string topic = "devnet";
+    static bool exit_after = false;
+    cmd->add_option("--nodes", nodes, "agents (plus one bootstrap agent)");
+    cmd->add_option("--messages", messages, "sample messages to publish");
+    cmd->add_option("--topic", topic, "topic of the sample traffic");
+    cmd->add_flag("--exit-after-traffic", exit_after, "stop once the sample traffic arrived");
+    cmd->callback(
+        [] { g_exit = run_devnet(std::max<size_t>(nodes, 1), messages, topic, !exit_after); });
+  }
+  {
     auto* cmd = app.add_subcommand("status", "peer id, addresses, peers, topics, mesh and scores");
     cmd->add_option("--agent", agent, "the agent's gRPC address");
     cmd->callback([] { g_exit = run_status(agent); });

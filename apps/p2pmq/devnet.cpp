@@ -1,0 +1,285 @@
+// `p2pmq devnet`: a local network of agents on loopback, for trying p2pmq out. Starts a
+// bootstrap agent and N agents as child processes, prints how to talk to them, publishes sample
+// traffic through the gRPC API and shows it arriving everywhere; stops every child on Ctrl-C.
+#include <grpcpp/grpcpp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "commands.hpp"
+#include "core/bytes.hpp"
+#include "core/result.hpp"
+#include "p2pmq/v1/p2pmq.grpc.pb.h"
+
+extern char** environ;
+
+namespace p2pmq::cli {
+
+namespace {
+
+namespace v1 = p2pmq::v1;
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> g_interrupted{false};
+void on_signal(int) {
+  g_interrupted = true;
+}
+
+struct Child {
+  pid_t pid = -1;
+  int out = -1;  // its stdout
+  std::string multiaddr;
+  std::string grpc;
+  std::string name;
+};
+
+// Reads the child's stdout until it printed its listen address and gRPC port.
+bool read_startup(Child& c, std::chrono::seconds limit) {
+  std::string buffer;
+  auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline && (c.multiaddr.empty() || c.grpc.empty())) {
+    pollfd p{c.out, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    char chunk[4096];
+    ssize_t n = ::read(c.out, chunk, sizeof chunk);
+    if (n <= 0) return false;
+    buffer.append(chunk, static_cast<size_t>(n));
+    size_t nl;
+    while ((nl = buffer.find('\n')) != std::string::npos) {
+      std::string line = buffer.substr(0, nl);
+      buffer.erase(0, nl + 1);
+      if (line.rfind("listening ", 0) == 0 && c.multiaddr.empty()) c.multiaddr = line.substr(10);
+      if (line.rfind("grpc ", 0) == 0) c.grpc = line.substr(5);
+    }
+  }
+  return !c.multiaddr.empty() && !c.grpc.empty();
+}
+
+Result<Child> spawn_agent(const std::string& self, const std::string& name,
+                          const std::vector<std::string>& extra, const std::string& log_path) {
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) return fail(Errc::io, "pipe: " + std::string(std::strerror(errno)));
+  std::vector<std::string> args{self,       "--log-level",
+                                "warn",     "agent",
+                                "--listen", "/ip4/127.0.0.1/tcp/0",
+                                "--grpc",   "127.0.0.1:0",
+                                "--gossip", "heartbeat_interval=300ms"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  Child c;
+  c.name = name;
+  int rc = ::posix_spawn(&c.pid, self.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  if (rc != 0) {
+    ::close(pipe_fds[0]);
+    return fail(Errc::io, "spawn: " + std::string(std::strerror(rc)));
+  }
+  c.out = pipe_fds[0];
+  if (!read_startup(c, std::chrono::seconds(30))) {
+    ::kill(c.pid, SIGKILL);
+    ::waitpid(c.pid, nullptr, 0);
+    ::close(c.out);
+    return fail(Errc::timeout, name + " did not start (see " + log_path + ")");
+  }
+  return c;
+}
+
+void stop_all(std::vector<Child>& children) {
+  for (auto& c : children)
+    if (c.pid > 0) ::kill(c.pid, SIGTERM);
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  for (auto& c : children) {
+    if (c.pid <= 0) continue;
+    while (::waitpid(c.pid, nullptr, WNOHANG) == 0) {
+      if (Clock::now() > deadline) {
+        ::kill(c.pid, SIGKILL);
+        ::waitpid(c.pid, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    c.pid = -1;
+    if (c.out >= 0) ::close(c.out);
+  }
+}
+
+}  // namespace
+
+int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool keep_running) {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  char self_path[4096];
+  ssize_t len = ::readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+  if (len <= 0) {
+    std::cerr << "error: devnet: cannot find the p2pmq binary" << std::endl;
+    return 1;
+  }
+  std::string self(self_path, static_cast<size_t>(len));
+  char dir_template[] = "/tmp/p2pmq-devnet-XXXXXX";
+  std::string dir = ::mkdtemp(dir_template) ? dir_template : "/tmp";
+
+  std::vector<Child> children;
+  auto bootstrap = spawn_agent(self, "bootstrap", {}, dir + "/bootstrap.log");
+  if (!bootstrap) {
+    std::cerr << "error: devnet: " << bootstrap.error().message << std::endl;
+    return 1;
+  }
+  children.push_back(*bootstrap);
+  for (size_t i = 1; i <= nodes && !g_interrupted; ++i) {
+    std::string name = "agent" + std::to_string(i);
+    // Until the DHT finds topic peers, each agent also dials the two agents started before it.
+    std::vector<std::string> args{"--bootstrap", bootstrap->multiaddr, "--topic", topic};
+    for (size_t back = 1; back <= 2 && back < i; ++back) {
+      args.push_back("--bootstrap");
+      args.push_back(children[i - back].multiaddr);
+    }
+    auto child = spawn_agent(self, name, args, dir + "/" + name + ".log");
+    if (!child) {
+      std::cerr << "error: devnet: " << child.error().message << std::endl;
+      stop_all(children);
+      return 1;
+    }
+    children.push_back(*child);
+  }
+  std::cout << "devnet: " << nodes << " agents and a bootstrap agent on loopback (logs in " << dir
+            << ")\n";
+  for (const auto& c : children)
+    std::cout << "  " << c.name << "  grpc " << c.grpc << "  " << c.multiaddr << "\n";
+  const auto& first = children.size() > 1 ? children[1] : children[0];
+  std::cout << "try:\n  p2pmq sub --agent " << first.grpc << " --topic " << topic
+            << "\n  p2pmq pub --agent " << children.back().grpc << " --topic " << topic
+            << " --data hello\n  p2pmq status --agent " << first.grpc << "\n"
+            << std::flush;
+
+  // Listen on every agent, then publish sample traffic round robin and show it arriving.
+  std::mutex mu;
+  std::map<std::string, size_t> arrivals;  // message id -> agents that got it
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::thread> listeners;
+  std::atomic<size_t> ready{0};
+  for (size_t i = 1; i < children.size(); ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    auto* ctx = contexts.back().get();
+    listeners.emplace_back([&, i, ctx] {
+      auto stub = v1::Messaging::NewStub(
+          grpc::CreateChannel(children[i].grpc, grpc::InsecureChannelCredentials()));
+      v1::ListenRequest req;
+      req.add_topics(topic);
+      auto reader = stub->Listen(ctx, req);
+      reader->WaitForInitialMetadata();
+      ++ready;
+      v1::ListenEvent event;
+      while (reader->Read(&event)) {
+        if (!event.has_message()) continue;
+        const auto& m = event.message();
+        std::lock_guard lock(mu);
+        auto& count = arrivals[m.id()];
+        ++count;
+        std::cout << "  " << children[i].name << " got \"" << m.data() << "\" (seqno " << m.seqno()
+                  << " from " << m.origin().substr(m.origin().size() - 6) << ")\n"
+                  << std::flush;
+      }
+    });
+  }
+  auto wait_until = [&](auto done, std::chrono::seconds limit) {
+    auto deadline = Clock::now() + limit;
+    while (!done() && !g_interrupted && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return done();
+  };
+  wait_until([&] { return ready == children.size() - 1; }, std::chrono::seconds(30));
+  // Give the meshes a moment to form: wait until every agent has a mesh peer in the topic.
+  wait_until(
+      [&] {
+        for (size_t i = 1; i < children.size(); ++i) {
+          auto stub = v1::Admin::NewStub(
+              grpc::CreateChannel(children[i].grpc, grpc::InsecureChannelCredentials()));
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+          v1::StatusRequest req;
+          v1::StatusResponse resp;
+          if (!stub->Status(&ctx, req, &resp).ok()) return false;
+          bool meshed = false;
+          for (const auto& p : resp.peers())
+            for (const auto& t : p.mesh_topics()) meshed |= t == topic;
+          if (!meshed) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(30));
+
+  std::vector<std::string> ids;
+  for (size_t k = 0; k < messages && !g_interrupted; ++k) {
+    const auto& from = children[1 + k % (children.size() - 1)];
+    auto stub =
+        v1::Messaging::NewStub(grpc::CreateChannel(from.grpc, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::PublishRequest req;
+    req.set_topic(topic);
+    req.set_data("sample " + std::to_string(k + 1) + " from " + from.name);
+    v1::PublishResponse resp;
+    auto status = stub->Publish(&ctx, req, &resp);
+    {
+      std::lock_guard lock(mu);
+      if (status.ok()) {
+        std::cout << from.name << " published \"" << req.data() << "\"\n" << std::flush;
+        ids.push_back(resp.id());
+      } else {
+        std::cout << from.name << " publish failed: " << status.error_message() << "\n";
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // pacing for readability
+  }
+  bool all = wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        for (const auto& id : ids)
+          if (arrivals[id] < children.size() - 1) return false;
+        return true;
+      },
+      std::chrono::seconds(30));
+  {
+    std::lock_guard lock(mu);
+    size_t delivered = 0;
+    for (const auto& id : ids) delivered += arrivals[id];
+    std::cout << "devnet: " << ids.size() << " messages, " << delivered << " of "
+              << ids.size() * (children.size() - 1) << " deliveries"
+              << (all ? " (every agent got every message)" : " (some missing)") << "\n"
+              << std::flush;
+  }
+  if (keep_running && !g_interrupted) {
+    std::cout << "devnet: running; Ctrl-C stops every agent\n" << std::flush;
+    while (!g_interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (auto& ctx : contexts) ctx->TryCancel();
+  stop_all(children);
+  for (auto& t : listeners) t.join();
+  std::cout << "devnet: stopped" << std::endl;
+  return all ? 0 : 1;
+}
+
+}  // namespace p2pmq::cli
