@@ -271,3 +271,36 @@ TEST(MessageId, StockAndContent) {
 
 }  // namespace
 }  // namespace p2pmq::pubsub
+
+namespace p2pmq::pubsub {
+namespace {
+
+// Vectors computed by tests/interop/msgid.mjs (the js side of the p2pmq id) and checked against
+// an independent sha256: a js-libp2p node using that msgIdFn agrees with us byte for byte.
+TEST(MessageId, MatchesTheJsVectors) {
+  crypto::PrivateKey::Seed seed;
+  for (size_t i = 0; i < seed.size(); ++i) seed[i] = static_cast<uint8_t>(i);
+  auto key = crypto::PrivateKey::from_seed(seed);
+  auto peer = crypto::PeerId::from_public_key(key.public_key());
+  ASSERT_EQ(peer.to_string(), "12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB");
+  auto id_of = [&](std::string topic, uint64_t seqno) {
+    Message m;
+    m.from = peer.bytes();
+    m.topic = std::move(topic);
+    m.seqno = seqno_bytes(seqno);
+    return to_hex(message_id(m, MessageIdFn::p2pmq));
+  };
+  EXPECT_EQ(id_of("t", 1), "b279d9b5d2e1347b92083a6edf22947597c8b162c2cef3e2ac7639cc067a8e8b");
+  EXPECT_EQ(id_of("t", 2), "f35c3a61b881053fd825eb6252b200cf8245409239d497edec38374ef90e3783");
+  EXPECT_EQ(id_of(std::string(200, 'x'), 0x0102030405060708ull),
+            "03272a57b9abc4e8699ace28c071d934a51b74be7de501b49e990ea5875fe48e");
+  EXPECT_EQ(id_of("p2pmq/\xc3\xa9", 1),
+            "8c80a5df2a5952bf62f51da679426e5572cbc67ffeddf18c87f4b0749cbdb8c9");
+  Message content;
+  content.data = to_bytes("hello");
+  EXPECT_EQ(to_hex(message_id(content, MessageIdFn::p2pmq)),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+}
+
+}  // namespace
+}  // namespace p2pmq::pubsub
