@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -114,45 +116,57 @@ class StdioControl {
 
 }  // namespace
 
+namespace {
+
+Result<crypto::PrivateKey> load_or_create_identity(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path file(path);
+  if (std::filesystem::exists(file, ec)) {
+    std::ifstream in(path, std::ios::binary);
+    Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto key = crypto::PrivateKey::decode(data);
+    if (!key) return fail(Errc::invalid_input, "identity " + path + ": " + key.error().message);
+    return key;
+  }
+  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
+  if (ec)
+    return fail(Errc::io, "cannot create " + file.parent_path().string() + ": " + ec.message());
+  auto key = crypto::PrivateKey::generate();
+  Bytes data = key.encode();
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  out.close();
+  if (!out) return fail(Errc::io, "cannot write identity " + path);
+  std::filesystem::permissions(
+      file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
+  spdlog::info("created identity {}", path);
+  return key;
+}
+
+}  // namespace
+
 int run_agent(AgentOptions options) {
-  host::HostConfig config;
-  for (const auto& l : options.listen) {
-    auto addr = Multiaddr::parse(l);
-    if (!addr) {
-      std::cerr << "error: --listen " << l << ": " << addr.error().message << std::endl;
-      return 2;
-    }
-    config.listen.push_back(*addr);
-  }
-  pubsub::GossipsubConfig gossip_config;
-  for (const auto& p : options.gossip_params) {
-    if (auto r = pubsub::set_gossip_param(gossip_config, p); !r) {
-      std::cerr << "error: --gossip " << r.error().message << std::endl;
-      return 2;
-    }
-  }
-  if (auto r = pubsub::validate(gossip_config); !r) {
-    std::cerr << "error: " << r.error().message << std::endl;
+  const auto& cfg = options.config;
+  if (!options.log_level_from_cli) spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  auto key = options.ephemeral_identity ? Result<crypto::PrivateKey>(crypto::PrivateKey::generate())
+                                        : load_or_create_identity(cfg.key_file_path());
+  if (!key) {
+    std::cerr << "error: " << key.error().message << std::endl;
     return 2;
   }
-  std::vector<Multiaddr> bootstrap;
-  for (const auto& b : options.bootstrap) {
-    auto addr = Multiaddr::parse(b);
-    if (!addr) {
-      std::cerr << "error: --bootstrap " << b << ": " << addr.error().message << std::endl;
-      return 2;
-    }
-    bootstrap.push_back(*addr);
-  }
+  host::HostConfig config;
+  config.listen = cfg.listen;
+  agent::apply_limits(cfg.limits, config);
+  pubsub::GossipsubConfig gossip_config = cfg.router_config();
+  const auto& bootstrap = cfg.bootstrap;
 
   asio::io_context io;
-  host::Host node(io, options.key, config);
+  host::Host node(io, *key, config);
   protocols::Identify identify(node, options.agent_version);
   protocols::Ping ping(node);
   if (options.echo) protocols::serve_echo(node);
   if (options.perf) protocols::serve_perf(node);
-  pubsub::GossipsubService gossip(node, gossip_config, pubsub::PeerScoreParams{},
-                                  pubsub::PeerScoreThresholds{});
+  pubsub::GossipsubService gossip(node, gossip_config, cfg.score, cfg.thresholds);
   std::map<std::string, uint64_t> seqnos;
   if (options.stdio) {
     gossip.on_message([&node](const pubsub::DeliverMessage& d) {
@@ -174,17 +188,10 @@ int run_agent(AgentOptions options) {
 
   // External validation: every remote message waits for the parent's verdict.
   std::unique_ptr<api::ValidationClient> validation;
-  if (!options.validators.empty()) {
+  if (!cfg.validation.endpoints.empty()) {
     api::ValidationConfig vc;
-    vc.timeout = std::chrono::milliseconds(options.validation_timeout_ms);
-    if (options.no_validator_policy == "accept") {
-      vc.no_validator_policy = api::ValidationConfig::Policy::accept;
-    } else if (options.no_validator_policy != "ignore") {
-      std::cerr << "error: validation.no_validator_policy: expected ignore or accept, got '"
-                << options.no_validator_policy << "'" << std::endl;
-      return 2;
-    }
-    validation = std::make_unique<api::ValidationClient>(options.validators, vc);
+    agent::apply_validation(cfg.validation, vc);
+    validation = std::make_unique<api::ValidationClient>(cfg.validation.endpoints, vc);
     gossip.set_validator([&validation, ex = node.executor()](
                              const pubsub::ValidateMessage& v,
                              std::function<void(pubsub::Verdict)> done) {
@@ -206,13 +213,12 @@ int run_agent(AgentOptions options) {
     return 1;
   }
   std::unique_ptr<api::ApiServer> api_server;
-  if (options.grpc_address != "off") {
+  if (cfg.grpc.address != "off") {
     api::ApiConfig ac;
-    ac.address = options.grpc_address;
+    agent::apply_grpc(cfg.grpc, ac);
     api_server = std::make_unique<api::ApiServer>(backend, ac);
     if (auto r = api_server->start(); !r) {
-      std::cerr << "error: grpc " << options.grpc_address << ": " << r.error().to_string()
-                << std::endl;
+      std::cerr << "error: grpc " << cfg.grpc.address << ": " << r.error().to_string() << std::endl;
       return 1;
     }
   }

@@ -1,28 +1,23 @@
 #pragma once
-// The agent daemon: a libp2p host with identify, ping and gossipsub, plus (for scripts and
-// tests) a line protocol on stdin/stdout. The gRPC API comes on top of this.
-#include <optional>
+// The agent daemon: a libp2p host with identify, ping and gossipsub, the gRPC API, external
+// validation, and (for scripts and tests) a line protocol on stdin/stdout.
 #include <string>
 #include <vector>
 
-#include "crypto/keys.hpp"
+#include "agent/config.hpp"
 
 namespace p2pmq::cli {
 
 struct AgentOptions {
-  crypto::PrivateKey key;
-  std::vector<std::string> listen = {};
-  std::vector<std::string> bootstrap = {};
-  std::vector<std::string> topics = {};
-  std::vector<std::string> gossip_params = {};  // KEY=VALUE
+  agent::AgentConfig config;
+  // Without a data dir (no --config, --data-dir or --key) the identity is fresh each run.
+  bool ephemeral_identity = false;
+  std::vector<std::string> topics = {};  // joined at start
   bool echo = false;
   bool perf = false;
   bool stdio = false;
+  bool log_level_from_cli = false;
   std::string agent_version = {};
-  std::string grpc_address = "127.0.0.1:0";  // "off" disables the gRPC API
-  std::vector<std::string> validators = {};  // MsgValidation endpoints the agent dials
-  unsigned validation_timeout_ms = 5000;
-  std::string no_validator_policy = "ignore";  // or "accept"
 };
 
 int run_agent(AgentOptions options);

@@ -383,47 +383,80 @@ void add_perf(CLI::App& app) {
 
 void add_agent(CLI::App& app) {
   auto* cmd = app.add_subcommand("agent", "run the p2pmq agent daemon");
-  static std::vector<std::string> listen{"/ip4/127.0.0.1/tcp/0"};
-  static std::string key_path;
-  static AgentOptions options{
-      crypto::PrivateKey::generate(), {}, {}, {}, {}, false, false, false, {}};
+  static std::string config_path, key_path, data_dir, grpc, validation_timeout, policy;
+  static std::vector<std::string> listen, bootstrap, roles, validators, gossip;
+  static bool print_config = false;
+  static AgentOptions options;
+  cmd->add_option("--config", config_path, "YAML config file (docs/configuration.md)");
   cmd->add_option("--listen", listen, "multiaddr to listen on (repeatable)");
   cmd->add_option("--key", key_path, "identity key file (created when missing)");
-  cmd->add_option("--bootstrap", options.bootstrap, "peer to connect to at start (repeatable)");
-  cmd->add_option("--topic", options.topics, "topic to join at start (repeatable)");
-  cmd->add_option("--gossip", options.gossip_params,
+  cmd->add_option("--data-dir", data_dir, "data directory (identity, state)");
+  cmd->add_option("--role", roles, "agent, archive or bootstrapper (repeatable)");
+  cmd->add_option("--bootstrap", bootstrap, "peer to connect to at start (repeatable)");
+  cmd->add_option("--grpc", grpc, "gRPC API address host:port (port 0 picks one; off disables)");
+  cmd->add_option("--validator", validators,
+                  "MsgValidation endpoint host:port the agent dials (repeatable)");
+  cmd->add_option("--validation-timeout", validation_timeout,
+                  "how long a message waits for a verdict (e.g. 5s)");
+  cmd->add_option("--no-validator-policy", policy,
+                  "verdict when no validator answers: ignore or accept");
+  cmd->add_option("--gossip", gossip,
                   "gossipsub parameter KEY=VALUE (repeatable), e.g. D=8, heartbeat_interval=700ms");
+  cmd->add_option("--topic", options.topics, "topic to join at start (repeatable)");
   cmd->add_flag("--stdio", options.stdio,
                 "line protocol on stdin/stdout: sub, unsub, pub, connect, peers, mesh");
   cmd->add_flag("--echo", options.echo, "serve /p2pmq/echo/1.0.0 (tests, benchmarks)");
   cmd->add_flag("--perf", options.perf, "serve /perf/1.0.0 (throughput benchmarks)");
-  cmd->add_option("--grpc", options.grpc_address,
-                  "gRPC API address (host:port, port 0 picks one; \"off\" disables)");
-  cmd->add_option("--validator", options.validators,
-                  "MsgValidation endpoint host:port the agent dials (repeatable)");
-  cmd->add_option("--validation-timeout-ms", options.validation_timeout_ms,
-                  "how long a message waits for a verdict");
-  cmd->add_option("--no-validator-policy", options.no_validator_policy,
-                  "verdict when no validator answers: ignore or accept");
-  cmd->callback([] {
-    if (!key_path.empty()) {
-      if (std::ifstream(key_path)) {
-        auto loaded = load_key(key_path);
-        if (!loaded) {
-          fail_with("agent", loaded.error());
-          g_exit = 2;
-          return;
-        }
-        options.key = *loaded;
-      } else if (auto r = save_key(options.key, key_path); !r) {
-        fail_with("agent", r.error());
-        g_exit = 2;
-        return;
-      }
+  cmd->add_flag("--print-config", print_config, "print the effective configuration and exit");
+  cmd->callback([cmd] {
+    auto bad = [](const Error& e) {
+      std::cerr << "error: " << e.message << std::endl;
+      g_exit = 2;
+    };
+    agent::AgentConfig cfg;
+    if (!config_path.empty()) {
+      auto loaded = agent::load_config(config_path);
+      if (!loaded) return bad(loaded.error());
+      cfg = std::move(*loaded);
+    } else {
+      // Without a file: an ephemeral agent for scripts and tests (port 0, no data dir).
+      cfg.grpc.address = "127.0.0.1:0";
+      options.ephemeral_identity = true;
     }
-    options.listen = listen;
+    std::vector<std::pair<std::string, std::vector<std::string>>> lists{
+        {"listen", listen},
+        {"bootstrap", bootstrap},
+        {"role", roles},
+        {"validation.endpoints", validators}};
+    for (const auto& [key, values] : lists) {
+      if (values.empty()) continue;
+      if (auto r = agent::apply_override(cfg, key, values); !r) return bad(r.error());
+    }
+    std::vector<std::pair<std::string, std::string>> scalars{
+        {"identity.key_file", key_path},
+        {"data_dir", data_dir},
+        {"grpc.address", grpc},
+        {"validation.timeout", validation_timeout},
+        {"validation.no_validator_policy", policy}};
+    for (const auto& [key, value] : scalars) {
+      if (value.empty()) continue;
+      if (key == "identity.key_file" || key == "data_dir") options.ephemeral_identity = false;
+      if (auto r = agent::apply_override(cfg, key, value); !r) return bad(r.error());
+    }
+    for (const auto& g : gossip) {
+      if (auto r = agent::apply_override(cfg, "gossip." + g); !r) return bad(r.error());
+    }
+    if (auto r = agent::validate_config(cfg); !r) return bad(r.error());
+    if (print_config) {
+      std::cout << agent::dump_config(cfg);
+      g_exit = 0;
+      return;
+    }
+    options.config = std::move(cfg);
     options.agent_version = agent_version();
-    g_exit = run_agent(options);
+    options.log_level_from_cli = cmd->get_parent()->get_option("--log-level")->count() > 0 ||
+                                 std::getenv("P2PMQ_LOG") != nullptr;
+    g_exit = run_agent(std::move(options));
   });
 }
 

@@ -53,7 +53,7 @@ Result<Duration> parse_duration(std::string_view key, std::string_view v) {
     return fail(Errc::invalid_input, "gossip." + std::string(key) +
                                          ": expected a duration such as 500ms or 2s, got '" +
                                          std::string(v) + "'");
-  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(*d * scale));
+  return std::chrono::round<Duration>(std::chrono::duration<double>(*d * scale));
 }
 
 using Setter = std::function<Result<void>(GossipsubConfig&, std::string_view, std::string_view)>;

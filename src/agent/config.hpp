@@ -1,0 +1,164 @@
+#pragma once
+// The agent's YAML configuration (docs/configuration.md is the key reference; config/ has
+// examples). Loading is strict: unknown keys at any depth, wrong types, malformed values and
+// inconsistent values are refused with the key's full path, e.g.
+//   "gossip.D_lo: must be <= D (6), got 7 (line 4)"
+//   "grpc.adress: unknown key (did you mean grpc.address?) (line 9)"
+//
+// This library depends on core and pubsub only (no Asio, no gRPC). The host, API and validation
+// settings are plain mirrors of host::HostConfig, api::ApiConfig and api::ValidationConfig; the
+// apply_*() templates at the end copy them over, so the mapping lives next to the fields.
+//
+// Command-line flags are applied on top of the file with apply_override() (same key paths, same
+// parsing, same messages), then validate_config() checks the result as a whole:
+//   AgentConfig cfg = path ? TRY(load_config(path)) : AgentConfig{};
+//   apply_override(cfg, "listen", listen_flags);          // --listen (repeatable)
+//   apply_override(cfg, "grpc.address", grpc_flag);       // --grpc
+//   apply_override(cfg, "gossip.D=8");                    // --gossip D=8 (prefix "gossip.")
+//   validate_config(cfg);
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/multiaddr.hpp"
+#include "core/result.hpp"
+#include "pubsub/router.hpp"
+#include "pubsub/score.hpp"
+
+namespace p2pmq::agent {
+
+enum class Role { agent, archive, bootstrapper };
+const char* role_name(Role role);
+
+// host::HostConfig (and its UpgradeConfig / yamux::Config) limits, by the same names where the
+// host has them. Defaults are the host's.
+struct LimitsConfig {
+  size_t max_inbound_connections = 256;                  // HostConfig::max_inbound_connections
+  size_t max_outbound_connections = 256;                 // HostConfig::max_outbound_connections
+  size_t max_pending_dials = 64;                         // HostConfig::max_pending_dials
+  size_t max_connections_per_peer = 2;                   // HostConfig::max_connections_per_peer
+  size_t max_streams_per_connection = 1024;              // HostConfig::upgrade.yamux.max_streams
+  size_t max_negotiating_streams = 128;                  // HostConfig::max_negotiating_streams
+  std::chrono::milliseconds handshake_timeout{15000};    // HostConfig::upgrade.timeout
+  std::chrono::milliseconds dial_timeout{10000};         // HostConfig::dial_timeout
+  std::chrono::milliseconds negotiation_timeout{10000};  // HostConfig::negotiation_timeout
+};
+
+// Per-topic overrides (the `topics:` section). Unset fields take the gossip-wide value.
+struct TopicConfig {
+  std::optional<pubsub::MessageIdFn> message_id_fn;
+  std::optional<size_t> max_message_size;
+  std::optional<std::chrono::milliseconds> validation_timeout;
+};
+
+// api::ValidationConfig plus the validator endpoints.
+struct ValidationSettings {
+  enum class Policy { ignore, accept };
+  std::vector<std::string> endpoints;  // host:port (or unix:path) of MsgValidation servers
+  std::chrono::milliseconds timeout{5000};
+  Policy no_validator_policy = Policy::ignore;
+};
+
+// api::ApiConfig. The address is loopback: exposing the API is a deliberate choice.
+struct GrpcConfig {
+  std::string address = "127.0.0.1:5050";
+  std::string tls_cert;  // PEM; with tls_key the server speaks TLS only
+  std::string tls_key;
+  std::string tls_client_ca;  // PEM; clients must present a certificate it signed (mTLS)
+  size_t max_listen_streams = 1024;
+};
+
+struct AgentConfig {
+  std::string key_file;  // identity.key_file; empty: <data_dir>/identity.key (key_file_path())
+  std::string data_dir = "./p2pmq-data";
+  // Loopback and an OS-chosen port unless configured: an agent is not reachable from other
+  // machines by accident.
+  std::vector<Multiaddr> listen = {Multiaddr::from_ip_tcp("127.0.0.1", 0)};
+  std::vector<Multiaddr> bootstrap;  // each with /p2p/<peer id>
+  std::vector<Role> roles = {Role::agent};
+  LimitsConfig limits;
+  // Gossip-wide parameters. The per-topic maps and direct_peers of this struct are left empty:
+  // router_config() fills them from `topics` and `direct_peers`.
+  pubsub::GossipsubConfig gossip;
+  std::vector<Multiaddr> direct_peers;  // gossip.direct_peers, each with /p2p/<peer id>
+  pubsub::PeerScoreParams score;
+  pubsub::PeerScoreThresholds thresholds;
+  std::map<std::string, TopicConfig> topics;
+  ValidationSettings validation;
+  GrpcConfig grpc;
+  std::string log_level = "info";  // trace|debug|info|warn|error|critical|off (spdlog names)
+
+  std::string key_file_path() const;
+  bool has_role(Role role) const;
+  // `gossip` with the per-topic overrides of `topics` and the direct peers' ids.
+  pubsub::GossipsubConfig router_config() const;
+  // Validation timeout for a topic: its override, else validation.timeout.
+  std::chrono::milliseconds validation_timeout(const std::string& topic) const;
+};
+
+// Reads and parses a file; errors start with the path ("agent.yaml: gossip.D: ...").
+Result<AgentConfig> load_config(const std::string& path);
+// Parses YAML text over the defaults and validates the result. An empty document is the
+// defaults.
+Result<AgentConfig> parse_config(std::string_view yaml_text);
+
+// Sets one key by its full path, as if the file had `key: value` (lists take one element per
+// value; a topic name may contain dots: "topics.a.b.max_message_size" is topic "a.b"). Checks the
+// value itself; call validate_config() once all overrides are in.
+Result<void> apply_override(AgentConfig& config, std::string_view key, std::string_view value);
+Result<void> apply_override(AgentConfig& config, std::string_view key,
+                            const std::vector<std::string>& values);
+// "key=value".
+Result<void> apply_override(AgentConfig& config, std::string_view assignment);
+
+// The checks across keys and the value ranges (gossip degrees, score parameters, threshold
+// order, TLS file pairs...). parse_config and load_config already ran it.
+Result<void> validate_config(const AgentConfig& config);
+
+// Every key as YAML, with its effective value (`p2pmq agent --print-config`). parse_config of
+// the output gives the same configuration.
+std::string dump_config(const AgentConfig& config);
+
+// Every key's full path; "<topic>" stands for a topic name.
+std::vector<std::string> config_keys();
+
+// ---- Mapping onto the runtime configs (templates: this library does not link host or api) ----
+
+// host::HostConfig.
+template <class HostConfig>
+void apply_limits(const LimitsConfig& l, HostConfig& h) {
+  h.max_inbound_connections = l.max_inbound_connections;
+  h.max_outbound_connections = l.max_outbound_connections;
+  h.max_pending_dials = l.max_pending_dials;
+  h.max_connections_per_peer = l.max_connections_per_peer;
+  h.max_negotiating_streams = l.max_negotiating_streams;
+  h.dial_timeout = l.dial_timeout;
+  h.negotiation_timeout = l.negotiation_timeout;
+  h.upgrade.timeout = l.handshake_timeout;
+  h.upgrade.yamux.max_streams = l.max_streams_per_connection;
+}
+
+// api::ApiConfig.
+template <class ApiConfig>
+void apply_grpc(const GrpcConfig& g, ApiConfig& a) {
+  a.address = g.address;
+  a.tls_cert_file = g.tls_cert;
+  a.tls_key_file = g.tls_key;
+  a.tls_client_ca_file = g.tls_client_ca;
+  a.max_listen_streams = g.max_listen_streams;
+}
+
+// api::ValidationConfig (the endpoints go to the ValidationClient constructor).
+template <class ValidationConfig>
+void apply_validation(const ValidationSettings& v, ValidationConfig& c) {
+  c.timeout = v.timeout;
+  c.no_validator_policy = v.no_validator_policy == ValidationSettings::Policy::accept
+                              ? ValidationConfig::Policy::accept
+                              : ValidationConfig::Policy::ignore;
+}
+
+}  // namespace p2pmq::agent

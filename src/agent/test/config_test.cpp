@@ -1,0 +1,492 @@
+#include "agent/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "pubsub/params.hpp"
+
+namespace p2pmq::agent {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace std::chrono_literals;
+
+const std::string kSource = P2PMQ_SOURCE_DIR;
+constexpr const char* kPeer = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The error message of a configuration that must be refused.
+std::string error_of(std::string_view yaml) {
+  auto c = parse_config(yaml);
+  EXPECT_FALSE(c) << "accepted:\n" << yaml;
+  if (c) return "";
+  EXPECT_EQ(c.error().code, Errc::invalid_input);
+  return c.error().message;
+}
+
+AgentConfig ok(std::string_view yaml) {
+  auto c = parse_config(yaml);
+  EXPECT_TRUE(c) << c.error().message;
+  return c ? *c : AgentConfig{};
+}
+
+// ---- Example configs and documentation ----
+
+TEST(AgentConfigExamples, EveryExampleLoads) {
+  size_t count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(kSource + "/config")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++count;
+    auto c = load_config(entry.path().string());
+    EXPECT_TRUE(c) << c.error().message;
+  }
+  EXPECT_GE(count, 4u);
+}
+
+TEST(AgentConfigExamples, RolesOfTheExamples) {
+  auto archive = load_config(kSource + "/config/archive.yaml");
+  ASSERT_TRUE(archive) << archive.error().message;
+  EXPECT_TRUE(archive->has_role(Role::archive));
+  EXPECT_TRUE(archive->has_role(Role::agent));
+  EXPECT_EQ(archive->gossip.D_lo, 6u);  // written as Dlo
+  EXPECT_EQ(archive->bootstrap.size(), 2u);
+  auto boot = load_config(kSource + "/config/bootstrapper.yaml");
+  ASSERT_TRUE(boot) << boot.error().message;
+  EXPECT_EQ(boot->roles, std::vector<Role>{Role::bootstrapper});
+  auto devnet = load_config(kSource + "/config/devnet.yaml");
+  ASSERT_TRUE(devnet) << devnet.error().message;
+  EXPECT_EQ(devnet->gossip.heartbeat_interval, 100ms);
+  for (const auto& a : devnet->listen) EXPECT_THAT(a.to_string(), HasSubstr("/ip4/127.0.0.1/"));
+}
+
+// agent.yaml claims to hold every key at its default: it must parse to exactly the defaults.
+TEST(AgentConfigExamples, AgentYamlIsTheDefaults) {
+  auto c = load_config(kSource + "/config/agent.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(dump_config(*c), dump_config(AgentConfig{}));
+}
+
+TEST(AgentConfigExamples, AgentYamlAndDocsNameEveryKey) {
+  const std::string yaml = read(kSource + "/config/agent.yaml");
+  const std::string docs = read(kSource + "/docs/configuration.md");
+  ASSERT_FALSE(docs.empty());
+  for (const auto& key : config_keys()) {
+    std::string leaf = key.substr(key.find_last_of('.') + 1);
+    EXPECT_THAT(yaml, HasSubstr(leaf + ":")) << key;
+    EXPECT_THAT(docs, HasSubstr("`" + key + "`")) << key;
+  }
+}
+
+// Every name `--gossip K=V` accepts is a YAML key too.
+TEST(AgentConfigExamples, EveryGossipParamIsAKey) {
+  auto keys = config_keys();
+  for (const auto& name : pubsub::gossip_param_names())
+    EXPECT_NE(std::find(keys.begin(), keys.end(), "gossip." + name), keys.end()) << name;
+}
+
+// ---- Defaults ----
+
+TEST(AgentConfigDefaults, EmptyDocumentIsTheDefaults) {
+  for (std::string_view text : {"", "# nothing\n", "---\n"}) {
+    auto c = ok(text);
+    EXPECT_EQ(dump_config(c), dump_config(AgentConfig{}));
+  }
+}
+
+TEST(AgentConfigDefaults, Values) {
+  AgentConfig c = ok("");
+  ASSERT_EQ(c.listen.size(), 1u);
+  EXPECT_EQ(c.listen[0].to_string(), "/ip4/127.0.0.1/tcp/0");
+  EXPECT_TRUE(c.bootstrap.empty());
+  EXPECT_EQ(c.roles, std::vector<Role>{Role::agent});
+  EXPECT_EQ(c.data_dir, "./p2pmq-data");
+  EXPECT_EQ(c.key_file_path(), "./p2pmq-data/identity.key");
+  EXPECT_EQ(c.grpc.address, "127.0.0.1:5050");
+  EXPECT_TRUE(c.grpc.tls_cert.empty());
+  EXPECT_EQ(c.log_level, "info");
+  EXPECT_EQ(c.gossip.D, 6u);
+  EXPECT_EQ(c.gossip.D_lo, 5u);
+  EXPECT_EQ(c.gossip.heartbeat_interval, 1s);
+  EXPECT_EQ(c.limits.max_inbound_connections, 256u);
+  EXPECT_EQ(c.limits.handshake_timeout, 15s);
+  EXPECT_EQ(c.validation.timeout, 5s);
+  EXPECT_EQ(c.validation.no_validator_policy, ValidationSettings::Policy::ignore);
+  EXPECT_EQ(c.score.ip_colocation_factor_whitelist.size(), 2u);
+  EXPECT_EQ(c.thresholds.graylist_threshold, -80);
+  EXPECT_TRUE(validate_config(c));
+}
+
+TEST(AgentConfigDefaults, KeyFileFollowsDataDir) {
+  AgentConfig c = ok("data_dir: /srv/p2pmq/\n");
+  EXPECT_EQ(c.key_file_path(), "/srv/p2pmq/identity.key");
+  c = ok("data_dir: /srv/p2pmq\nidentity: {key_file: /etc/p2pmq/id.key}\n");
+  EXPECT_EQ(c.key_file_path(), "/etc/p2pmq/id.key");
+  c = ok("identity:\n  key_file:\n");  // empty value: the default
+  EXPECT_EQ(c.key_file_path(), "./p2pmq-data/identity.key");
+}
+
+TEST(AgentConfigDefaults, SectionsLeftEmptyKeepDefaults) {
+  AgentConfig c = ok("gossip:\nscore:\nbootstrap:\n");
+  EXPECT_EQ(c.gossip.D, 6u);
+  EXPECT_TRUE(c.bootstrap.empty());
+}
+
+TEST(AgentConfigDefaults, DumpRoundTrips) {
+  auto c = load_config(kSource + "/config/archive.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  std::string dumped = dump_config(*c);
+  auto again = parse_config(dumped);
+  ASSERT_TRUE(again) << again.error().message << "\n" << dumped;
+  EXPECT_EQ(dump_config(*again), dumped);
+}
+
+// ---- Values ----
+
+TEST(AgentConfigValues, Durations) {
+  AgentConfig c =
+      ok("gossip:\n  heartbeat_interval: 500ms\n  fanout_ttl: 2s\n  seen_ttl: 1m\n"
+         "  heartbeat_initial_delay: 250\n  prune_backoff: 1.5s\n"
+         "limits:\n  dial_timeout: 3s\n  handshake_timeout: 1500\n"
+         "score:\n  retain_score: 90m\n");
+  EXPECT_EQ(c.gossip.heartbeat_interval, 500ms);
+  EXPECT_EQ(c.gossip.fanout_ttl, 2s);
+  EXPECT_EQ(c.gossip.seen_ttl, 60s);
+  EXPECT_EQ(c.gossip.heartbeat_initial_delay, 250ms);
+  EXPECT_EQ(c.gossip.prune_backoff, 1500ms);
+  EXPECT_EQ(c.limits.dial_timeout, 3s);
+  EXPECT_EQ(c.limits.handshake_timeout, 1500ms);
+  EXPECT_EQ(c.score.retain_score, 90min);
+}
+
+TEST(AgentConfigValues, Aliases) {
+  AgentConfig c =
+      ok("gossip:\n  D: 8\n  Dlo: 6\n  Dhi: 14\n  Dscore: 5\n  Dout: 3\n  Dlazy: 7\n"
+         "  heartbeat: 700ms\n");
+  EXPECT_EQ(c.gossip.D, 8u);
+  EXPECT_EQ(c.gossip.D_lo, 6u);
+  EXPECT_EQ(c.gossip.D_hi, 14u);
+  EXPECT_EQ(c.gossip.D_score, 5u);
+  EXPECT_EQ(c.gossip.D_out, 3u);
+  EXPECT_EQ(c.gossip.D_lazy, 7u);
+  EXPECT_EQ(c.gossip.heartbeat_interval, 700ms);
+}
+
+TEST(AgentConfigValues, AliasAndNameTogetherIsRefused) {
+  EXPECT_THAT(error_of("gossip:\n  D_lo: 4\n  Dlo: 3\n"),
+              HasSubstr("gossip.Dlo: same parameter as gossip.D_lo, given twice (line 3)"));
+}
+
+TEST(AgentConfigValues, RoleScalarOrList) {
+  EXPECT_EQ(ok("role: archive\n").roles, std::vector<Role>{Role::archive});
+  EXPECT_EQ(ok("role: [agent, bootstrapper]\n").roles,
+            (std::vector<Role>{Role::agent, Role::bootstrapper}));
+}
+
+TEST(AgentConfigValues, TopicsAndScoreTopics) {
+  AgentConfig c =
+      ok("topics:\n  blocks:\n    message_id_fn: content\n    max_message_size: 4096\n"
+         "    validation_timeout: 2s\n  tx:\n"
+         "score:\n  topics:\n    blocks:\n      topic_weight: 0.5\n"
+         "      mesh_message_deliveries_weight: -1\n");
+  ASSERT_TRUE(c.topics.contains("tx"));
+  auto g = c.router_config();
+  EXPECT_EQ(g.message_id_fn_per_topic.at("blocks"), pubsub::MessageIdFn::content);
+  EXPECT_EQ(g.max_message_size_per_topic.at("blocks"), 4096u);
+  EXPECT_FALSE(g.max_message_size_per_topic.contains("tx"));
+  EXPECT_EQ(c.validation_timeout("blocks"), 2s);
+  EXPECT_EQ(c.validation_timeout("tx"), 5s);
+  EXPECT_EQ(c.score.topics.at("blocks").topic_weight, 0.5);
+  EXPECT_EQ(c.score.topics.at("blocks").mesh_message_deliveries_weight, -1);
+  // The rest of the topic's parameters are the defaults.
+  EXPECT_EQ(c.score.topics.at("blocks").invalid_message_deliveries_weight, -10);
+}
+
+TEST(AgentConfigValues, DirectPeersAndAllowedTopics) {
+  AgentConfig c = ok(std::string("gossip:\n  direct_peers: [/ip4/10.0.0.1/tcp/4001/p2p/") + kPeer +
+                     "]\n  allowed_topics: [a, b]\ntopics:\n  a:\n");
+  ASSERT_EQ(c.direct_peers.size(), 1u);
+  auto g = c.router_config();
+  ASSERT_EQ(g.direct_peers.size(), 1u);
+  EXPECT_EQ(g.direct_peers[0].to_base58(), kPeer);
+  ASSERT_TRUE(g.allowed_topics);
+  EXPECT_EQ(g.allowed_topics->size(), 2u);
+  EXPECT_THAT(error_of("gossip:\n  allowed_topics: [a]\ntopics:\n  b:\n"),
+              HasSubstr("topics.b: is not in gossip.allowed_topics"));
+}
+
+// ---- Errors: each names its key ----
+
+TEST(AgentConfigErrors, UnknownKeyAtTopLevel) {
+  EXPECT_EQ(error_of("data_dir: /tmp/x\ngosip:\n  D: 8\n"),
+            "gosip: unknown key (did you mean gossip?) (line 2)");
+}
+
+TEST(AgentConfigErrors, UnknownKeyInSection) {
+  EXPECT_EQ(error_of("grpc:\n  adress: 127.0.0.1:1\n"),
+            "grpc.adress: unknown key (did you mean grpc.address?) (line 2)");
+  EXPECT_EQ(error_of("grpc:\n  zzzzzzzz: 1\n"), "grpc.zzzzzzzz: unknown key (line 2)");
+  EXPECT_THAT(error_of("gossip:\n  d_lo: 4\n"), HasSubstr("(did you mean gossip.D_lo?)"));
+}
+
+TEST(AgentConfigErrors, UnknownKeyAtDepthThree) {
+  EXPECT_EQ(error_of("score:\n  topics:\n    blocks:\n      topic_wieght: 1\n"),
+            "score.topics.blocks.topic_wieght: unknown key "
+            "(did you mean score.topics.blocks.topic_weight?) (line 4)");
+  EXPECT_THAT(error_of("topics:\n  blocks:\n    max_msg_size: 1\n"),
+              HasSubstr("topics.blocks.max_msg_size: unknown key"));
+}
+
+TEST(AgentConfigErrors, DuplicateKey) {
+  EXPECT_THAT(error_of("gossip:\n  D: 6\n  D: 7\n"), HasSubstr("gossip.D: duplicate key (line 3)"));
+}
+
+TEST(AgentConfigErrors, WrongType) {
+  EXPECT_EQ(error_of("gossip:\n  D: [1, 2]\n"),
+            "gossip.D: expected a whole number, got a list (line 2)");
+  EXPECT_EQ(error_of("gossip:\n  D: six\n"),
+            "gossip.D: expected a whole number, got 'six' (line 2)");
+  EXPECT_EQ(error_of("gossip:\n  D: -1\n"), "gossip.D: expected a whole number, got '-1' (line 2)");
+  EXPECT_THAT(error_of("gossip: 5\n"), HasSubstr("gossip: expected a map of keys, got '5'"));
+  EXPECT_THAT(error_of("listen: {a: b}\n"), HasSubstr("listen: expected a list, got a map"));
+  EXPECT_THAT(error_of("gossip:\n  do_px: maybe\n"),
+              HasSubstr("gossip.do_px: expected true or false, got 'maybe'"));
+  EXPECT_THAT(error_of("gossip:\n  gossip_factor: lots\n"),
+              HasSubstr("gossip.gossip_factor: expected a finite number, got 'lots'"));
+  EXPECT_THAT(error_of("score:\n  app_specific_weight: .inf\n"),
+              HasSubstr("score.app_specific_weight: expected a finite number"));
+  EXPECT_THAT(error_of("data_dir:\n"),
+              HasSubstr("data_dir: expected a string, got an empty value"));
+  EXPECT_THAT(error_of("- a\n- b\n"), HasSubstr("(top level): expected a map of keys"));
+  EXPECT_THAT(error_of("gossip:\n  message_id_fn: sha1\n"),
+              HasSubstr("gossip.message_id_fn: expected p2pmq, stock or content, got 'sha1'"));
+}
+
+TEST(AgentConfigErrors, BadDuration) {
+  EXPECT_EQ(error_of("gossip:\n  heartbeat_interval: 2 hours\n"),
+            "gossip.heartbeat_interval: expected a duration such as 500ms, 2s or 1m (a bare "
+            "number is milliseconds), got '2 hours' (line 2)");
+  EXPECT_THAT(error_of("limits:\n  dial_timeout: -1s\n"),
+              HasSubstr("limits.dial_timeout: expected a duration"));
+  EXPECT_THAT(error_of("gossip:\n  fanout_ttl: 1e30s\n"),
+              HasSubstr("gossip.fanout_ttl: expected a duration"));
+  EXPECT_THAT(error_of("validation:\n  timeout: 0.5ms\n"),
+              HasSubstr("validation.timeout: must be a whole number of milliseconds"));
+  EXPECT_THAT(error_of("limits:\n  dial_timeout: 0\n"),
+              HasSubstr("limits.dial_timeout: must be > 0"));
+}
+
+TEST(AgentConfigErrors, InconsistentGossip) {
+  EXPECT_EQ(error_of("gossip:\n  D: 6\n  D_lo: 7\n"),
+            "gossip.D_lo: must be <= D (6), got 7 (line 3)");
+  EXPECT_THAT(error_of("gossip:\n  D_hi: 4\n"), HasSubstr("gossip.D_hi: must be >= D (6), got 4"));
+  EXPECT_THAT(error_of("gossip:\n  D_out: 5\n"),
+              HasSubstr("gossip.D_out: must be < D_lo (5), got 5"));
+  EXPECT_THAT(error_of("gossip:\n  mcache_gossip: 6\n"),
+              HasSubstr("gossip.mcache_gossip: must be <= mcache_len (5), got 6"));
+  EXPECT_THAT(error_of("gossip:\n  max_backoff: 30s\n"),
+              HasSubstr("gossip.max_backoff: must be >= prune_backoff (1m), got 30s"));
+  EXPECT_THAT(error_of("gossip:\n  gossip_factor: 1.5\n"),
+              HasSubstr("gossip.gossip_factor: must be in [0, 1], got 1.5"));
+  // The router's own rules apply too.
+  EXPECT_THAT(error_of("gossip:\n  seen_max_entries: 0\n"), HasSubstr("gossip.seen_max_entries"));
+}
+
+TEST(AgentConfigErrors, InconsistentAliasNamesWhatWasWritten) {
+  EXPECT_EQ(error_of("gossip:\n  Dlo: 7\n"),
+            "gossip.Dlo: must be <= D (6), got 7 (gossip.D_lo) (line 2)");
+}
+
+TEST(AgentConfigErrors, BadScoreParam) {
+  EXPECT_EQ(error_of("score:\n  topics:\n    blocks:\n      mesh_message_deliveries_weight: -1\n"
+                     "      mesh_message_deliveries_decay: 1.5\n"),
+            "score.topics.blocks.mesh_message_deliveries_decay: must be in (0, 1), got 1.5 "
+            "(line 5)");
+  EXPECT_THAT(error_of("score:\n  behaviour_penalty_weight: 3\n"),
+              HasSubstr("score.behaviour_penalty_weight: must be <= 0, got 3 (line 2)"));
+  EXPECT_THAT(error_of("score:\n  decay_interval: 100ms\n"),
+              HasSubstr("score.decay_interval: must be at least 1s"));
+  EXPECT_THAT(error_of("score:\n  ip_colocation_factor_whitelist: [10.0.0.0/8, 300.1.1.1/8]\n"),
+              HasSubstr("score.ip_colocation_factor_whitelist[1]: must be a CIDR"));
+}
+
+TEST(AgentConfigErrors, BadThresholdOrder) {
+  EXPECT_EQ(error_of("thresholds:\n  gossip_threshold: -10\n  publish_threshold: -5\n"),
+            "thresholds.publish_threshold: must be <= gossip_threshold, got -5 (line 3)");
+  EXPECT_THAT(error_of("thresholds:\n  graylist_threshold: -20\n"),
+              HasSubstr("thresholds.graylist_threshold: must be <= publish_threshold, got -20"));
+  EXPECT_THAT(error_of("thresholds:\n  accept_px_threshold: -1\n"),
+              HasSubstr("thresholds.accept_px_threshold: must be >= 0"));
+}
+
+TEST(AgentConfigErrors, BadMultiaddr) {
+  EXPECT_THAT(error_of("listen:\n  - /ip4/999.0.0.1/tcp/1\n"),
+              HasSubstr("listen[0]: expected a multiaddr such as /ip4/127.0.0.1/tcp/4001, got "
+                        "'/ip4/999.0.0.1/tcp/1'"));
+  EXPECT_THAT(error_of("listen: /dns4/example.org/tcp/1\n"),
+              HasSubstr("listen: a listen address must be /ip4/<ip>/tcp/<port>"));
+  EXPECT_THAT(error_of("bootstrap:\n  - /ip4/127.0.0.1/tcp/4001\n"),
+              HasSubstr("bootstrap[0]: must end in /p2p/<peer id>, got '/ip4/127.0.0.1/tcp/4001' "
+                        "(line 2)"));
+  EXPECT_THAT(error_of("gossip:\n  direct_peers: [hello]\n"),
+              HasSubstr("gossip.direct_peers[0]: expected a multiaddr"));
+  EXPECT_THAT(error_of("listen: []\n"), HasSubstr("listen: must have at least one address"));
+}
+
+TEST(AgentConfigErrors, BadRole) {
+  EXPECT_EQ(error_of("role: miner\n"),
+            "role: expected agent, archive or bootstrapper, got 'miner' (line 1)");
+  EXPECT_THAT(error_of("role: [agent, miner]\n"), HasSubstr("role[1]: expected agent, archive"));
+  EXPECT_THAT(error_of("role: [archive, archive]\n"), HasSubstr("role[1]: is listed twice"));
+  EXPECT_THAT(error_of("role: []\n"), HasSubstr("role: must name at least one role"));
+}
+
+TEST(AgentConfigErrors, GrpcAndValidation) {
+  EXPECT_THAT(error_of("grpc:\n  tls_cert: a.pem\n"),
+              HasSubstr("grpc.tls_key: required with grpc.tls_cert"));
+  EXPECT_THAT(error_of("grpc:\n  tls_client_ca: ca.pem\n"), HasSubstr("grpc.tls_client_ca:"));
+  EXPECT_THAT(error_of("grpc:\n  address: localhost\n"),
+              HasSubstr("grpc.address: expected host:port"));
+  EXPECT_THAT(error_of("grpc:\n  address: ::1:50\n"), HasSubstr("grpc.address: an IPv6 host"));
+  EXPECT_TRUE(parse_config("grpc:\n  address: '[::1]:5050'\n"));
+  EXPECT_THAT(error_of("validation:\n  endpoints: [127.0.0.1:0]\n"),
+              HasSubstr("validation.endpoints[0]: the port must be 1..65535"));
+  EXPECT_THAT(error_of("validation:\n  no_validator_policy: reject\n"),
+              HasSubstr("validation.no_validator_policy: expected ignore or accept, got 'reject'"));
+  EXPECT_THAT(error_of("log_level: loud\n"), HasSubstr("log_level: expected trace, debug"));
+  EXPECT_THAT(error_of("limits:\n  max_pending_dials: 0\n"),
+              HasSubstr("limits.max_pending_dials: must be >= 1"));
+}
+
+TEST(AgentConfigErrors, YamlSyntaxErrorHasALine) {
+  EXPECT_THAT(error_of("gossip:\n  D: [1, 2\n"), HasSubstr("YAML syntax error at line"));
+}
+
+TEST(AgentConfigErrors, LoadConfigNamesTheFile) {
+  auto missing = load_config("/nonexistent/p2pmq.yaml");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Errc::not_found);
+  EXPECT_THAT(missing.error().message, HasSubstr("/nonexistent/p2pmq.yaml"));
+
+  auto path = std::filesystem::temp_directory_path() / "p2pmq_config_test_bad.yaml";
+  std::ofstream(path) << "gossip:\n  D_lo: 9\n";
+  auto bad = load_config(path.string());
+  std::filesystem::remove(path);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, path.string() + ": gossip.D_lo: must be <= D (6), got 9 (line 2)");
+}
+
+// ---- Command-line overrides ----
+
+TEST(AgentConfigOverrides, SetKeysByPath) {
+  AgentConfig c;
+  ASSERT_TRUE(apply_override(
+      c, "listen", std::vector<std::string>{"/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001"}));
+  ASSERT_TRUE(apply_override(c, "grpc.address", "0.0.0.0:6000"));
+  ASSERT_TRUE(apply_override(c, "gossip.D=8"));
+  ASSERT_TRUE(apply_override(c, "gossip.heartbeat=250ms"));
+  ASSERT_TRUE(apply_override(c, "role", "archive"));
+  ASSERT_TRUE(apply_override(c, "identity.key_file", "/tmp/k"));
+  ASSERT_TRUE(apply_override(c, "bootstrap", std::string("/ip4/1.2.3.4/tcp/1/p2p/") + kPeer));
+  ASSERT_TRUE(apply_override(c, "topics.chain.blocks.max_message_size", "9000"));
+  ASSERT_TRUE(apply_override(c, "score.topics.chain.blocks.topic_weight", "2"));
+  ASSERT_TRUE(validate_config(c));
+  EXPECT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.grpc.address, "0.0.0.0:6000");
+  EXPECT_EQ(c.gossip.D, 8u);
+  EXPECT_EQ(c.gossip.heartbeat_interval, 250ms);
+  EXPECT_EQ(c.roles, std::vector<Role>{Role::archive});
+  EXPECT_EQ(c.key_file_path(), "/tmp/k");
+  EXPECT_EQ(c.bootstrap.size(), 1u);
+  EXPECT_EQ(c.topics.at("chain.blocks").max_message_size, 9000u);
+  EXPECT_EQ(c.score.topics.at("chain.blocks").topic_weight, 2);
+}
+
+TEST(AgentConfigOverrides, OverridesApplyOverTheFile) {
+  auto c = parse_config("gossip:\n  D: 8\n  D_lo: 6\ngrpc:\n  address: 127.0.0.1:7000\n");
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(apply_override(*c, "gossip.D_hi", "20"));
+  EXPECT_EQ(c->gossip.D, 8u);  // untouched
+  EXPECT_EQ(c->gossip.D_hi, 20u);
+  EXPECT_EQ(c->grpc.address, "127.0.0.1:7000");
+}
+
+TEST(AgentConfigOverrides, ErrorsNameTheKey) {
+  AgentConfig c;
+  auto r = apply_override(c, "grpc.adress", "x");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "grpc.adress: unknown key (did you mean grpc.address?)");
+  r = apply_override(c, "gossip.D", "many");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "gossip.D: expected a whole number, got 'many'");
+  EXPECT_FALSE(apply_override(c, "gossip..D", "1"));
+  EXPECT_FALSE(apply_override(c, "no equals sign"));
+  // Consistency is checked once all overrides are in.
+  ASSERT_TRUE(apply_override(c, "gossip.D", "4"));
+  auto v = validate_config(c);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().message, "gossip.D_lo: must be <= D (4), got 5");
+  ASSERT_TRUE(apply_override(c, "gossip.Dlo", "3"));
+  ASSERT_TRUE(apply_override(c, "gossip.Dout", "1"));
+  EXPECT_TRUE(validate_config(c));
+}
+
+// ---- Mapping onto the runtime configs ----
+
+struct FakeYamux {
+  size_t max_streams = 0;
+};
+struct FakeUpgrade {
+  FakeYamux yamux;
+  std::chrono::milliseconds timeout{};
+};
+struct FakeHostConfig {
+  size_t max_inbound_connections = 0, max_outbound_connections = 0, max_pending_dials = 0,
+         max_connections_per_peer = 0, max_negotiating_streams = 0;
+  std::chrono::milliseconds dial_timeout{}, negotiation_timeout{};
+  FakeUpgrade upgrade;
+};
+struct FakeApiConfig {
+  std::string address, tls_cert_file, tls_key_file, tls_client_ca_file;
+  size_t max_listen_streams = 0;
+};
+struct FakeValidationConfig {
+  enum class Policy { ignore, accept };
+  std::chrono::milliseconds timeout{};
+  Policy no_validator_policy = Policy::ignore;
+};
+
+TEST(AgentConfigMapping, ApplyToRuntimeConfigs) {
+  AgentConfig c =
+      ok("limits:\n  max_streams_per_connection: 77\n  handshake_timeout: 3s\n"
+         "  max_inbound_connections: 9\n"
+         "grpc:\n  address: 127.0.0.1:1\n  tls_cert: c\n  tls_key: k\n"
+         "validation:\n  timeout: 2s\n  no_validator_policy: accept\n");
+  FakeHostConfig h;
+  apply_limits(c.limits, h);
+  EXPECT_EQ(h.upgrade.yamux.max_streams, 77u);
+  EXPECT_EQ(h.upgrade.timeout, 3s);
+  EXPECT_EQ(h.max_inbound_connections, 9u);
+  EXPECT_EQ(h.dial_timeout, 10s);
+  FakeApiConfig a;
+  apply_grpc(c.grpc, a);
+  EXPECT_EQ(a.address, "127.0.0.1:1");
+  EXPECT_EQ(a.tls_key_file, "k");
+  FakeValidationConfig v;
+  apply_validation(c.validation, v);
+  EXPECT_EQ(v.timeout, 2s);
+  EXPECT_EQ(v.no_validator_policy, FakeValidationConfig::Policy::accept);
+}
+
+}  // namespace
+}  // namespace p2pmq::agent
