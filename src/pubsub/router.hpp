@@ -196,6 +196,8 @@ class Router {
   bool is_subscribed(const TopicId& topic) const { return mesh_.contains(topic); }
   bool in_backoff(const PeerId& peer, const TopicId& topic, Time now) const;
   double score(const PeerId& peer, Time now) const { return score_.score(peer, now); }
+  // A behaviour penalty (P7) for misbehaviour the IO side sees, such as a malformed RPC.
+  void penalize(const PeerId& peer, int count = 1) { score_.add_penalty(peer, count); }
   size_t pending_validations() const { return pending_.size(); }
   size_t seen_size() const { return seen_.size(); }
   size_t mcache_size() const { return mcache_.size(); }

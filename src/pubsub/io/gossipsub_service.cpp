@@ -183,8 +183,10 @@ Task<void> GossipsubService::serve_inbound(std::shared_ptr<host::Stream> stream)
     for (;;) {
       auto rpc = reader.next();
       if (!rpc) {
+        // A malformed or oversized RPC: the stream is unusable, and the sender pays for it.
         spdlog::info("pubsub: dropping stream from {}: {}", peer.to_string(),
                      rpc.error().to_string());
+        router_.penalize(peer);
         stream->reset();
         co_return;
       }
