@@ -118,7 +118,8 @@ std::vector<Message> make_messages(SignaturePolicy policy, size_t count, uint64_
 constexpr size_t kBatch = 2048;
 
 void BM_RouterAccept(benchmark::State& state) {
-  const auto policy = state.range(0) ? SignaturePolicy::strict_sign : SignaturePolicy::strict_no_sign;
+  const auto policy =
+      state.range(0) ? SignaturePolicy::strict_sign : SignaturePolicy::strict_no_sign;
   const std::vector<Message> messages = make_messages(policy, kBatch, 1);
   Time now = t0();
   size_t sends = 0, delivered = 0;

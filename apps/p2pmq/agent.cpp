@@ -166,7 +166,11 @@ int run_agent(AgentOptions options) {
   protocols::Ping ping(node);
   if (options.echo) protocols::serve_echo(node);
   if (options.perf) protocols::serve_perf(node);
-  pubsub::GossipsubService gossip(node, gossip_config, cfg.score, cfg.thresholds);
+  // Topics without their own score parameters are scored with the defaults, so a validator's
+  // REJECT always counts against the peer that sent the message (P4).
+  auto score_params = cfg.score;
+  if (!score_params.default_topic) score_params.default_topic = pubsub::TopicScoreParams{};
+  pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds);
   std::map<std::string, uint64_t> seqnos;
   if (options.stdio) {
     gossip.on_message([&node](const pubsub::DeliverMessage& d) {

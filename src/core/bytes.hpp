@@ -17,8 +17,12 @@ inline BytesView as_bytes(std::string_view s) {
 inline std::string_view as_string(BytesView b) {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
-inline Bytes to_bytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
-inline void append(Bytes& out, BytesView in) { out.insert(out.end(), in.begin(), in.end()); }
+inline Bytes to_bytes(std::string_view s) {
+  return Bytes(s.begin(), s.end());
+}
+inline void append(Bytes& out, BytesView in) {
+  out.insert(out.end(), in.begin(), in.end());
+}
 
 std::string to_hex(BytesView b);
 // Accepts upper and lower case; returns an empty optional-like vector on odd length or bad digit.

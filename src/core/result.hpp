@@ -9,13 +9,13 @@
 namespace p2pmq {
 
 enum class Errc {
-  invalid_input,      // malformed bytes or text from a peer or user
-  limit_exceeded,     // a configured bound refused it
-  unsupported,        // a valid but unsupported protocol, key type, codec...
-  crypto_failure,     // a signature, MAC or key check failed
-  peer_id_mismatch,   // the remote proved a different identity than expected
-  protocol_violation, // a state machine received something its state forbids
-  closed,             // the stream or connection is gone
+  invalid_input,       // malformed bytes or text from a peer or user
+  limit_exceeded,      // a configured bound refused it
+  unsupported,         // a valid but unsupported protocol, key type, codec...
+  crypto_failure,      // a signature, MAC or key check failed
+  peer_id_mismatch,    // the remote proved a different identity than expected
+  protocol_violation,  // a state machine received something its state forbids
+  closed,              // the stream or connection is gone
   timeout,
   io,
   not_found,

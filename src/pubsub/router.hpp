@@ -80,7 +80,8 @@ struct GossipsubConfig {
   size_t max_idontwant_length = 10;      // ids taken from one such RPC
   size_t idontwant_ttl_ticks = 3;        // heartbeats an IDONTWANT is remembered
 
-  size_t max_message_size = size_t{1} << 20;  // encoded message bytes
+  // Encoded message bytes: a 1 MiB payload plus its signed envelope (from, seqno, key, signature).
+  size_t max_message_size = (size_t{1} << 20) + 16 * 1024;
   std::map<TopicId, size_t> max_message_size_per_topic;
 
   std::vector<PeerId> direct_peers;

@@ -162,6 +162,9 @@ Result<void> validate(const PeerScoreParams& p) {
   for (const auto& [topic, tp] : p.topics) {
     if (auto r = validate_topic("score.topics." + topic + ".", tp); !r) return r;
   }
+  if (p.default_topic) {
+    if (auto r = validate_topic("score.default_topic.", *p.default_topic); !r) return r;
+  }
   const std::string k = "score.";
   if (!nonneg(p.topic_score_cap))
     return bad(k + "topic_score_cap", "must be >= 0 (0 = no cap)", p.topic_score_cap);
@@ -268,7 +271,7 @@ void PeerScore::remove_peer(const PeerId& peer, Time now) {
   auto& stats = it->second;
   for (auto& [topic, tc] : stats.topics) {
     tc.first_message_deliveries = 0;
-    if (tc.in_mesh) apply_mesh_failure(tc, params_.topics.at(topic), now);
+    if (tc.in_mesh) apply_mesh_failure(tc, *topic_params(topic), now);
     tc.in_mesh = false;
   }
   if (retained_ >= params_.max_retained_peers) evict_one_retained();
@@ -332,9 +335,15 @@ void PeerScore::remove_ip(const PeerId& peer, const std::string& ip) {
   if (by->second.empty()) peers_by_ip_.erase(by);
 }
 
+const TopicScoreParams* PeerScore::topic_params(const TopicId& topic) const {
+  auto it = params_.topics.find(topic);
+  if (it != params_.topics.end()) return &it->second;
+  return params_.default_topic ? &*params_.default_topic : nullptr;
+}
+
 PeerScore::TopicCounters* PeerScore::counters(const PeerId& peer, const TopicId& topic) {
   auto it = peers_.find(peer);
-  if (it == peers_.end() || !params_.topics.contains(topic)) return nullptr;
+  if (it == peers_.end() || !topic_params(topic)) return nullptr;
   return &it->second.topics[topic];  // created on first use, for scored topics only
 }
 
@@ -362,7 +371,7 @@ void PeerScore::prune(const PeerId& peer, const TopicId& topic, Time now) {
   advance(now);
   auto* tc = counters(peer, topic);
   if (!tc || !tc->in_mesh) return;
-  apply_mesh_failure(*tc, params_.topics.at(topic), now);
+  apply_mesh_failure(*tc, *topic_params(topic), now);
   tc->in_mesh = false;
 }
 
@@ -386,7 +395,7 @@ void PeerScore::mark_invalid(const PeerId& peer, const TopicId& topic) {
 void PeerScore::mark_first(const PeerId& peer, const TopicId& topic) {
   auto* tc = counters(peer, topic);
   if (!tc) return;
-  const auto& tp = params_.topics.at(topic);
+  const auto& tp = *topic_params(topic);
   tc->first_message_deliveries =
       std::min(tc->first_message_deliveries + 1, tp.first_message_deliveries_cap);
   if (tc->in_mesh)
@@ -398,7 +407,7 @@ void PeerScore::mark_duplicate(const PeerId& peer, const TopicId& topic,
                                std::optional<Time> validated, Time now) {
   auto* tc = counters(peer, topic);
   if (!tc || !tc->in_mesh) return;
-  const auto& tp = params_.topics.at(topic);
+  const auto& tp = *topic_params(topic);
   // Copies that arrive while the message is still being validated always count; later ones
   // only within the window, as a peer could otherwise echo back what we just forwarded.
   if (validated && now - *validated > tp.mesh_message_deliveries_window) return;
@@ -500,7 +509,7 @@ double PeerScore::score(const PeerId& peer, Time now) const {
 
   double score = 0;
   for (const auto& [topic, tc] : stats.topics) {
-    const auto& tp = params_.topics.at(topic);
+    const auto& tp = *topic_params(topic);
     double ts = 0;
     // P1: whole quanta in the mesh, capped.
     if (tc.in_mesh && tp.time_in_mesh_quantum > Duration::zero()) {
@@ -564,7 +573,7 @@ void PeerScore::refresh(Time now) {
       continue;
     }
     for (auto& [topic, tc] : stats.topics) {
-      const auto& tp = params_.topics.at(topic);
+      const auto& tp = *topic_params(topic);
       decay(tc.first_message_deliveries, tp.first_message_deliveries_decay);
       decay(tc.mesh_message_deliveries, tp.mesh_message_deliveries_decay);
       decay(tc.mesh_failure_penalty, tp.mesh_failure_penalty_decay);

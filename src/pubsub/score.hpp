@@ -61,8 +61,10 @@ struct TopicScoreParams {
 };
 
 struct PeerScoreParams {
-  // Only these topics are scored; events in other topics are ignored.
+  // Per-topic parameters. A topic not listed here uses default_topic when set (so a REJECT on
+  // any topic counts against its sender, P4), and is not scored when it is unset.
   std::map<TopicId, TopicScoreParams> topics;
+  std::optional<TopicScoreParams> default_topic;
   // Caps the positive sum of topic scores (0 = no cap); negative sums are never capped.
   double topic_score_cap = 0;
 
@@ -206,6 +208,7 @@ class PeerScore {
   };
 
   TopicCounters* counters(const PeerId& peer, const TopicId& topic);
+  const TopicScoreParams* topic_params(const TopicId& topic) const;
   DeliveryRecord& record(const MessageId& id, Time now);
   bool mesh_active(const TopicCounters& tc, const TopicScoreParams& tp, Time now) const;
   void apply_mesh_failure(TopicCounters& tc, const TopicScoreParams& tp, Time now);

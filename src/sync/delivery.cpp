@@ -1,0 +1,323 @@
+#include "sync/delivery.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "pubsub/message.hpp"
+
+namespace p2pmq::sync {
+
+// ---- IntervalSet ----
+
+void IntervalSet::insert(uint64_t from, uint64_t to) {
+  if (from > to) return;
+  auto it = ranges_.upper_bound(from);
+  if (it != ranges_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second >= from - 1 || from == 0) {  // overlaps or touches: absorb it
+      from = prev->first;
+      to = std::max(to, prev->second);
+      it = ranges_.erase(prev);
+    }
+  }
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  while (it != ranges_.end() && (to == kMax || it->first <= to + 1)) {
+    to = std::max(to, it->second);
+    it = ranges_.erase(it);
+  }
+  ranges_.emplace(from, to);
+}
+
+bool IntervalSet::contains(uint64_t x) const {
+  auto it = ranges_.upper_bound(x);
+  if (it == ranges_.begin()) return false;
+  return std::prev(it)->second >= x;
+}
+
+std::optional<uint64_t> IntervalSet::take_starting_at(uint64_t x) {
+  auto it = ranges_.find(x);
+  if (it == ranges_.end()) return std::nullopt;
+  uint64_t end = it->second;
+  ranges_.erase(it);
+  return end;
+}
+
+void IntervalSet::erase_highest() {
+  if (!ranges_.empty()) ranges_.erase(std::prev(ranges_.end()));
+}
+
+// ---- DeliveryTracker ----
+
+DeliveryTracker::DeliveryTracker(DeliveryConfig config) : config_(config) {}
+
+bool DeliveryTracker::ordered(const TopicId& topic) const {
+  auto it = ordered_.find(topic);
+  return it == ordered_.end() ? config_.ordered : it->second;
+}
+
+size_t DeliveryTracker::buffered(const TopicId& topic, BytesView origin) const {
+  auto it = streams_.find({topic, Bytes(origin.begin(), origin.end())});
+  return it == streams_.end() ? 0 : it->second.buffer.size();
+}
+
+void DeliveryTracker::emit(Deliver d, DeliveryOutput& out) {
+  ++stats_.delivered;
+  out.events.emplace_back(std::move(d));
+}
+
+DeliveryOutput DeliveryTracker::set_ordered(const TopicId& topic, bool ordered) {
+  DeliveryOutput out;
+  ordered_[topic] = ordered;
+  if (ordered) return out;
+  for (auto it = streams_.lower_bound({topic, Bytes{}});
+       it != streams_.end() && it->first.first == topic; ++it) {
+    Stream& s = it->second;
+    // Out-of-order delivery from now on: release the buffer and report held-back gaps.
+    for (auto& [seqno, d] : s.buffer) {
+      s.done.insert(seqno, seqno);
+      emit(std::move(d), out);
+    }
+    s.buffer.clear();
+    for (auto [from, to] : s.abandoned.ranges()) {
+      out.events.emplace_back(GapEvent{topic, it->first.second, from, to});
+      s.done.insert(from, to);
+    }
+    s.abandoned = {};
+    advance(it->first, s, out);
+  }
+  return out;
+}
+
+DeliveryTracker::Stream* DeliveryTracker::find_or_create(const Key& key, uint64_t first_seqno,
+                                                         Time now) {
+  auto it = streams_.find(key);
+  if (it != streams_.end()) return &it->second;
+  if (streams_.size() >= config_.max_streams) {
+    // Evict the least recently active stream with nothing pending. Its watermark leaves
+    // export_watermarks(); an IO side that persists on every mark keeps the last one.
+    auto victim = streams_.end();
+    for (auto s = streams_.begin(); s != streams_.end(); ++s) {
+      const Stream& st = s->second;
+      bool idle = st.buffer.empty() && st.gaps.empty() && st.done.empty() && st.abandoned.empty() &&
+                  st.acked == st.delivered;
+      if (idle && (victim == streams_.end() || st.last_active < victim->second.last_active))
+        victim = s;
+    }
+    if (victim == streams_.end()) return nullptr;
+    streams_.erase(victim);
+    ++stats_.streams_evicted;
+  }
+  // History before the first seqno seen is not a gap: catching up on it is an explicit Since.
+  Stream s;
+  s.delivered = s.max_seen = s.acked = first_seqno - 1;
+  s.last_active = now;
+  return &streams_.emplace(key, std::move(s)).first->second;
+}
+
+void DeliveryTracker::add_gap(Stream& s, uint64_t from, uint64_t to, Time now) {
+  Gap gap{to, now, std::nullopt};
+  // Merge with touching gaps so their number stays below the buffered entries + 1.
+  auto next = s.gaps.find(to + 1);
+  if (to + 1 != 0 && next != s.gaps.end()) {
+    gap.to = next->second.to;
+    gap.first_seen = std::min(gap.first_seen, next->second.first_seen);
+    s.gaps.erase(next);
+  }
+  auto prev = s.gaps.lower_bound(from);
+  if (prev != s.gaps.begin()) {
+    --prev;
+    if (prev->second.to + 1 == from) {
+      from = prev->first;
+      gap.first_seen = std::min(gap.first_seen, prev->second.first_seen);
+      s.gaps.erase(prev);
+    }
+  }
+  s.gaps[from] = gap;
+}
+
+void DeliveryTracker::remove_from_gap(Stream& s, uint64_t seqno) {
+  auto it = s.gaps.upper_bound(seqno);
+  if (it == s.gaps.begin()) return;
+  --it;
+  if (it->second.to < seqno) return;
+  uint64_t from = it->first;
+  Gap gap = it->second;
+  s.gaps.erase(it);
+  // The pieces keep their age and fetch state.
+  if (from < seqno) s.gaps[from] = Gap{seqno - 1, gap.first_seen, gap.last_fetch};
+  if (seqno < gap.to) s.gaps[seqno + 1] = gap;
+}
+
+void DeliveryTracker::advance(const Key& key, Stream& s, DeliveryOutput& out) {
+  for (;;) {
+    uint64_t next = s.delivered + 1;
+    if (auto it = s.buffer.find(next); it != s.buffer.end()) {
+      emit(std::move(it->second), out);
+      s.buffer.erase(it);
+      s.delivered = next;
+    } else if (auto end = s.done.take_starting_at(next)) {
+      s.delivered = *end;
+    } else if (auto end = s.abandoned.take_starting_at(next)) {
+      out.events.emplace_back(GapEvent{key.first, key.second, next, *end});
+      s.delivered = *end;
+    } else {
+      return;
+    }
+  }
+}
+
+void DeliveryTracker::give_up(const Key& key, Stream& s, std::map<uint64_t, Gap>::iterator gap,
+                              bool ordered, DeliveryOutput& out) {
+  uint64_t from = gap->first, to = gap->second.to;
+  s.gaps.erase(gap);
+  ++stats_.gaps_given_up;
+  if (ordered) {
+    s.abandoned.insert(from, to);  // reported in order, when delivery reaches it
+  } else {
+    out.events.emplace_back(GapEvent{key.first, key.second, from, to});
+    s.done.insert(from, to);
+  }
+  advance(key, s, out);
+}
+
+DeliveryOutput DeliveryTracker::offer(pubsub::Message message, Source source, Time now) {
+  DeliveryOutput out;
+  auto seqno = pubsub::seqno_value(message);
+  if (!message.from || !seqno || *seqno == 0) {
+    ++stats_.untracked;
+    emit(Deliver{std::move(message), source, 0}, out);
+    return out;
+  }
+  const uint64_t n = *seqno;
+  Key key{message.topic, *message.from};
+  Stream* sp = find_or_create(key, n, now);
+  if (!sp) {  // no room to track this origin: delivering beats losing it silently
+    ++stats_.untracked;
+    emit(Deliver{std::move(message), source, 0}, out);
+    return out;
+  }
+  Stream& s = *sp;
+  s.last_active = now;
+  if (n <= s.delivered || s.buffer.contains(n) || s.done.contains(n)) {
+    ++stats_.duplicates;
+    return out;
+  }
+  if (s.abandoned.contains(n)) {
+    ++stats_.late;
+    return out;
+  }
+  if (n > s.max_seen) {
+    if (n > s.max_seen + 1) {
+      add_gap(s, s.max_seen + 1, n - 1, now);
+      ++stats_.gaps_opened;
+    }
+    s.max_seen = n;
+  } else {
+    remove_from_gap(s, n);
+  }
+
+  Deliver d{std::move(message), source, n};
+  if (ordered(key.first)) {
+    if (n == s.delivered + 1) {
+      emit(std::move(d), out);
+      s.delivered = n;
+      advance(key, s, out);
+      return out;
+    }
+    if (s.buffer.size() >= config_.max_buffered) {
+      // Keep the lowest seqnos, which delivery needs first; the dropped one becomes a gap.
+      ++stats_.buffer_overflow;
+      uint64_t highest = s.buffer.rbegin()->first;
+      if (n > highest) {
+        add_gap(s, n, n, now);
+        return out;
+      }
+      s.buffer.erase(highest);
+      add_gap(s, highest, highest, now);
+    }
+    s.buffer.emplace(n, std::move(d));
+    return out;
+  }
+
+  emit(std::move(d), out);
+  if (n == s.delivered + 1) {
+    s.delivered = n;
+    advance(key, s, out);
+    return out;
+  }
+  s.done.insert(n, n);
+  // Out-of-order ranges are separated by gaps: too many of them, give up the oldest gaps.
+  while (s.done.intervals() > config_.max_buffered && !s.gaps.empty()) {
+    ++stats_.forced_give_ups;
+    give_up(key, s, s.gaps.begin(), false, out);
+  }
+  return out;
+}
+
+std::optional<Time> DeliveryTracker::next_deadline() const {
+  // TODO(perf): a deadline index instead of a scan, if many origins have gaps at once.
+  std::optional<Time> best;
+  for (const auto& [key, s] : streams_) {
+    for (const auto& [from, g] : s.gaps) {
+      Time fetch =
+          g.last_fetch ? *g.last_fetch + config_.fetch_retry : g.first_seen + config_.gap_wait;
+      Time t = std::min(fetch, g.first_seen + config_.gap_give_up);
+      if (!best || t < *best) best = t;
+    }
+  }
+  return best;
+}
+
+DeliveryOutput DeliveryTracker::on_timer(Time now) {
+  DeliveryOutput out;
+  for (auto& [key, s] : streams_) {
+    bool ord = ordered(key.first);
+    for (auto it = s.gaps.begin(); it != s.gaps.end();) {
+      Gap& g = it->second;
+      if (now >= g.first_seen + config_.gap_give_up) {
+        uint64_t from = it->first;
+        give_up(key, s, it, ord, out);
+        it = s.gaps.upper_bound(from);
+        continue;
+      }
+      Time fetch =
+          g.last_fetch ? *g.last_fetch + config_.fetch_retry : g.first_seen + config_.gap_wait;
+      if (now >= fetch) {
+        out.fetches.push_back(FetchRange{key.first, key.second, it->first, g.to});
+        g.last_fetch = now;
+        ++stats_.fetches;
+      }
+      ++it;
+    }
+  }
+  return out;
+}
+
+void DeliveryTracker::mark_delivered(const TopicId& topic, BytesView origin, uint64_t from,
+                                     uint64_t to) {
+  auto it = streams_.find({topic, Bytes(origin.begin(), origin.end())});
+  if (it == streams_.end() || from > to) return;
+  Stream& s = it->second;
+  if (to <= s.acked) return;
+  s.acked_above.insert(std::max(from, s.acked + 1), to);
+  while (auto end = s.acked_above.take_starting_at(s.acked + 1)) s.acked = *end;
+  // Forgetting a mark only lowers the persisted watermark: a restart re-delivers, never loses.
+  while (s.acked_above.intervals() > config_.max_buffered) s.acked_above.erase_highest();
+}
+
+std::vector<WatermarkEntry> DeliveryTracker::export_watermarks() const {
+  std::vector<WatermarkEntry> out;
+  for (const auto& [key, s] : streams_)
+    if (s.acked > 0) out.push_back({key.first, key.second, s.acked});
+  return out;
+}
+
+void DeliveryTracker::import_watermarks(const std::vector<WatermarkEntry>& entries, Time now) {
+  for (const auto& e : entries) {
+    Key key{e.topic, e.origin};
+    if (streams_.contains(key)) continue;
+    if (Stream* s = find_or_create(key, e.seqno + 1, now); s) s->last_active = now;
+  }
+}
+
+}  // namespace p2pmq::sync

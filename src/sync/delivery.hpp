@@ -1,0 +1,162 @@
+#pragma once
+// The agent side of sync, sans-IO (DESIGN.md §5): per (topic, origin) delivery watermarks, a
+// reorder buffer for ordered delivery, duplicate suppression, and gap handling. A seqno jump
+// opens a gap; after gap_wait (gossip's grace) it becomes a FetchRange for the IO side to ask
+// archives, and after gap_give_up a GapEvent for the listeners, with delivery continuing past
+// it. Watermarks persist only what listeners were handed (mark_delivered).
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "core/bytes.hpp"
+#include "pubsub/types.hpp"
+
+namespace p2pmq::sync {
+
+using pubsub::Duration;
+using pubsub::Time;
+using pubsub::TopicId;
+
+enum class Source { live, synced };
+
+struct DeliveryConfig {
+  bool ordered = false;                         // per-origin order for topics without set_ordered()
+  Duration gap_wait = std::chrono::seconds(2);  // left to gossip before fetching
+  Duration fetch_retry = std::chrono::seconds(5);   // fetch again while still missing
+  Duration gap_give_up = std::chrono::seconds(30);  // then reported as a gap and skipped
+  size_t max_buffered = 1'000;  // per (topic, origin): reorder buffer, and out-of-order ranges
+  size_t max_streams = 10'000;  // tracked (topic, origin) pairs
+};
+
+struct Deliver {
+  pubsub::Message message;
+  Source source = Source::live;
+  uint64_t seqno = 0;  // 0: untracked (no from/seqno, or no room to track its origin)
+};
+// Seqnos from..to of origin will not be delivered.
+struct GapEvent {
+  TopicId topic;
+  Bytes origin;
+  uint64_t from = 0, to = 0;
+  bool operator==(const GapEvent&) const = default;
+};
+using DeliveryEvent = std::variant<Deliver, GapEvent>;
+
+// Ask archives for these seqnos (the IO side splits by the server's max_range_span).
+struct FetchRange {
+  TopicId topic;
+  Bytes origin;
+  uint64_t from = 0, to = 0;
+  bool operator==(const FetchRange&) const = default;
+};
+
+struct DeliveryOutput {
+  std::vector<DeliveryEvent> events;  // for listeners, in order
+  std::vector<FetchRange> fetches;    // for the IO side
+};
+
+struct WatermarkEntry {
+  TopicId topic;
+  Bytes origin;
+  uint64_t seqno = 0;  // everything up to it was handed to listeners (or reported as a gap)
+  bool operator==(const WatermarkEntry&) const = default;
+};
+
+struct DeliveryStats {
+  uint64_t delivered = 0;
+  uint64_t duplicates = 0;
+  uint64_t late = 0;             // arrived after its gap was given up
+  uint64_t buffer_overflow = 0;  // dropped from a full buffer; re-fetched as a gap
+  uint64_t forced_give_ups = 0;  // gaps given up early because out-of-order state was full
+  uint64_t streams_evicted = 0;
+  uint64_t untracked = 0;  // delivered without dedup or order
+  uint64_t gaps_opened = 0;
+  uint64_t fetches = 0;
+  uint64_t gaps_given_up = 0;
+};
+
+// Disjoint, merged, inclusive ranges of seqnos.
+class IntervalSet {
+ public:
+  void insert(uint64_t from, uint64_t to);
+  bool contains(uint64_t x) const;
+  // Removes the range starting at x, returning its end.
+  std::optional<uint64_t> take_starting_at(uint64_t x);
+  void erase_highest();
+  size_t intervals() const { return ranges_.size(); }
+  bool empty() const { return ranges_.empty(); }
+  const std::map<uint64_t, uint64_t>& ranges() const { return ranges_; }
+
+ private:
+  std::map<uint64_t, uint64_t> ranges_;  // from -> to
+};
+
+class DeliveryTracker {
+ public:
+  explicit DeliveryTracker(DeliveryConfig config = {});
+
+  // Switching a topic to unordered releases its buffered messages.
+  DeliveryOutput set_ordered(const TopicId& topic, bool ordered);
+
+  // A validated message, live or synced. Messages without from or an 8-byte seqno
+  // (StrictNoSign) are delivered at once, untracked.
+  DeliveryOutput offer(pubsub::Message message, Source source, Time now);
+
+  std::optional<Time> next_deadline() const;
+  DeliveryOutput on_timer(Time now);
+
+  // The IO side handed seqnos from..to of origin (messages or a GapEvent) to a listener.
+  void mark_delivered(const TopicId& topic, BytesView origin, uint64_t from, uint64_t to);
+
+  // Persisted watermarks: only what mark_delivered() covered, contiguously.
+  std::vector<WatermarkEntry> export_watermarks() const;
+  // At start-up, before offer(): seqnos up to each entry count as delivered. Entries for
+  // streams already tracked are ignored.
+  void import_watermarks(const std::vector<WatermarkEntry>& entries, Time now);
+
+  const DeliveryStats& stats() const { return stats_; }
+  size_t streams() const { return streams_.size(); }
+  size_t buffered(const TopicId& topic, BytesView origin) const;
+
+ private:
+  struct Gap {
+    uint64_t to;
+    Time first_seen;
+    std::optional<Time> last_fetch;
+  };
+  // Every seqno in (delivered, max_seen] is in exactly one of buffer, done, abandoned, gaps.
+  struct Stream {
+    uint64_t delivered = 0;  // handed out contiguously up to here
+    uint64_t max_seen = 0;
+    std::map<uint64_t, Deliver> buffer;  // ordered mode: waiting for the seqnos before them
+    IntervalSet done;                    // handed out early (unordered), or given up
+    IntervalSet abandoned;               // ordered mode: given up, reported when reached
+    std::map<uint64_t, Gap> gaps;        // from -> gap
+    uint64_t acked = 0;                  // what mark_delivered covered contiguously
+    IntervalSet acked_above;
+    Time last_active{};
+  };
+  using Key = std::pair<TopicId, Bytes>;
+
+  bool ordered(const TopicId& topic) const;
+  Stream* find_or_create(const Key& key, uint64_t first_seqno, Time now);
+  void add_gap(Stream& s, uint64_t from, uint64_t to, Time now);
+  void remove_from_gap(Stream& s, uint64_t seqno);
+  void give_up(const Key& key, Stream& s, std::map<uint64_t, Gap>::iterator gap, bool ordered,
+               DeliveryOutput& out);
+  void advance(const Key& key, Stream& s, DeliveryOutput& out);
+  void emit(Deliver d, DeliveryOutput& out);
+
+  DeliveryConfig config_;
+  std::map<TopicId, bool> ordered_;
+  std::map<Key, Stream> streams_;
+  DeliveryStats stats_;
+};
+
+}  // namespace p2pmq::sync
