@@ -455,7 +455,7 @@ Result<void> parse_map(Ctx& ctx, S& s, const std::string& path, const YAML::Node
   if (!n.IsMap()) return bad_node(path, "expected a map of keys, got " + describe(n), n);
   std::map<std::string, std::string> seen;  // canonical name -> as written
   for (auto it = n.begin(); it != n.end(); ++it) {
-    const YAML::Node& key = it->first;
+    const YAML::Node key = it->first;  // a copy: the iterator yields a temporary
     if (!key.IsScalar()) return bad_node(path, "expected a key name, got " + describe(key), key);
     const std::string& name = key.Scalar();
     std::string canonical = name;
@@ -526,7 +526,7 @@ Field<S> topic_map(std::string name, std::map<std::string, T> S::*member,
               return bad_node(path, "expected a map of topics, got " + describe(n), n);
             std::set<std::string> seen;
             for (auto it = n.begin(); it != n.end(); ++it) {
-              const YAML::Node& key = it->first;
+              const YAML::Node key = it->first;  // a copy: the iterator yields a temporary
               if (!key.IsScalar() || key.Scalar().empty())
                 return bad_node(path, "expected a topic name, got " + describe(key), key);
               const std::string& topic = key.Scalar();
