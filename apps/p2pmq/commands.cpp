@@ -83,6 +83,26 @@ void fail_with(const std::string& what, const Error& e) {
   std::cerr << "error: " << what << ": " << e.to_string() << std::endl;
 }
 
+// Parses `target` (exit 2 when malformed), connects with a fresh identity (exit 1 when the
+// peer cannot be reached) and runs `body` on the connection.
+int run_connected(const std::string& what, const std::string& target,
+                  const std::function<Task<int>(host::Host&, protocols::Identify&,
+                                                std::shared_ptr<host::Connection>)>& body) {
+  auto addr = parse_target(target);
+  if (!addr) {
+    fail_with(what, addr.error());
+    return 2;
+  }
+  return run_client([&](host::Host& node, protocols::Identify& identify) -> Task<int> {
+    auto conn = co_await node.connect(*addr);
+    if (!conn) {
+      fail_with("cannot reach " + target, conn.error());
+      co_return 1;
+    }
+    co_return co_await body(node, identify, *conn);
+  });
+}
+
 // Deterministic bytes for stream `index`, so both ends can check them.
 Bytes pattern(size_t index, size_t size) {
   Bytes out(size);
@@ -144,32 +164,25 @@ void add_ping(CLI::App& app) {
       ->required();
   cmd->add_option("--count", count, "number of pings");
   cmd->callback([] {
-    auto addr = parse_target(target);
-    if (!addr) {
-      fail_with("ping", addr.error());
-      g_exit = 2;
-      return;
-    }
-    g_exit = run_client([&](host::Host& node, protocols::Identify&) -> Task<int> {
-      protocols::Ping ping(node);
-      auto conn = co_await node.connect(*addr);
-      if (!conn) {
-        fail_with("cannot reach " + target, conn.error());
-        co_return 1;
-      }
-      size_t i = 0;
-      auto peer = (*conn)->remote_peer().to_string();
-      auto r = co_await ping.ping(*conn, count, [&](std::chrono::nanoseconds rtt) {
-        std::cout << "pong " << ++i << " from " << peer << " rtt="
-                  << fmt::format("{:.3f}", std::chrono::duration<double, std::milli>(rtt).count())
-                  << " ms" << std::endl;
-      });
-      if (!r) {
-        fail_with("ping " + target, r.error());
-        co_return 1;
-      }
-      co_return 0;
-    });
+    g_exit = run_connected(
+        "ping", target,
+        [&](host::Host& node, protocols::Identify&,
+            std::shared_ptr<host::Connection> connection) -> Task<int> {
+          protocols::Ping ping(node);
+          size_t i = 0;
+          auto peer = connection->remote_peer().to_string();
+          auto r = co_await ping.ping(connection, count, [&](std::chrono::nanoseconds rtt) {
+            std::cout << "pong " << ++i << " from " << peer << " rtt="
+                      << fmt::format("{:.3f}",
+                                     std::chrono::duration<double, std::milli>(rtt).count())
+                      << " ms" << std::endl;
+          });
+          if (!r) {
+            fail_with("ping " + target, r.error());
+            co_return 1;
+          }
+          co_return 0;
+        });
   });
 }
 
@@ -178,36 +191,28 @@ void add_identify(CLI::App& app) {
   static std::string target;
   cmd->add_option("multiaddr", target, "peer address")->required();
   cmd->callback([] {
-    auto addr = parse_target(target);
-    if (!addr) {
-      fail_with("identify", addr.error());
-      g_exit = 2;
-      return;
-    }
-    g_exit = run_client([&](host::Host& node, protocols::Identify& identify) -> Task<int> {
-      auto conn = co_await node.connect(*addr);
-      if (!conn) {
-        fail_with("cannot reach " + target, conn.error());
-        co_return 1;
-      }
-      auto info = co_await identify.identify(*conn);
-      if (!info) {
-        fail_with("identify " + target, info.error());
-        co_return 1;
-      }
-      nlohmann::json j;
-      j["peer"] = info->peer.to_string();
-      j["agentVersion"] = info->agent_version;
-      j["protocolVersion"] = info->protocol_version;
-      j["protocols"] = info->protocols;
-      std::vector<std::string> addrs;
-      for (const auto& a : info->listen_addrs) addrs.push_back(a.to_string());
-      j["listenAddrs"] = addrs;
-      j["observedAddr"] =
-          info->observed_addr ? nlohmann::json(info->observed_addr->to_string()) : nlohmann::json();
-      std::cout << j.dump() << std::endl;
-      co_return 0;
-    });
+    g_exit = run_connected(
+        "identify", target,
+        [&](host::Host&, protocols::Identify& identify,
+            std::shared_ptr<host::Connection> connection) -> Task<int> {
+          auto info = co_await identify.identify(connection);
+          if (!info) {
+            fail_with("identify " + target, info.error());
+            co_return 1;
+          }
+          nlohmann::json j;
+          j["peer"] = info->peer.to_string();
+          j["agentVersion"] = info->agent_version;
+          j["protocolVersion"] = info->protocol_version;
+          j["protocols"] = info->protocols;
+          std::vector<std::string> addrs;
+          for (const auto& a : info->listen_addrs) addrs.push_back(a.to_string());
+          j["listenAddrs"] = addrs;
+          j["observedAddr"] = info->observed_addr ? nlohmann::json(info->observed_addr->to_string())
+                                                  : nlohmann::json();
+          std::cout << j.dump() << std::endl;
+          co_return 0;
+        });
   });
 }
 
@@ -263,42 +268,34 @@ void add_echo(CLI::App& app) {
   cmd->add_option("--streams", streams, "concurrent streams");
   cmd->add_option("--bytes", bytes, "bytes per stream");
   cmd->callback([] {
-    auto addr = parse_target(target);
-    if (!addr) {
-      fail_with("echo", addr.error());
-      g_exit = 2;
-      return;
-    }
-    g_exit = run_client([&](host::Host& node, protocols::Identify&) -> Task<int> {
-      auto conn = co_await node.connect(*addr);
-      if (!conn) {
-        fail_with("cannot reach " + target, conn.error());
-        co_return 1;
-      }
-      auto start = host::Clock::now();
-      size_t pending = streams, good = 0;
-      host::Signal done(node.executor());
-      for (size_t i = 0; i < streams; ++i) {
-        asio::co_spawn(
-            node.executor(),
-            [&, i, c = *conn]() -> Task<void> {
-              good += co_await echo_one(node, c, i, bytes);
-              --pending;
-              done.notify();
-            },
-            asio::detached);
-      }
-      while (pending > 0) co_await done.wait();
-      double seconds = std::chrono::duration<double>(host::Clock::now() - start).count();
-      nlohmann::json j;
-      j["ok"] = good == streams;
-      j["streams"] = streams;
-      j["bytes"] = bytes;
-      j["seconds"] = seconds;
-      j["MBps"] = static_cast<double>(streams * bytes) / seconds / 1e6;
-      std::cout << j.dump() << std::endl;
-      co_return good == streams ? 0 : 1;
-    });
+    g_exit = run_connected("echo", target,
+                           [&](host::Host& node, protocols::Identify&,
+                               std::shared_ptr<host::Connection> connection) -> Task<int> {
+                             auto start = host::Clock::now();
+                             size_t pending = streams, good = 0;
+                             host::Signal done(node.executor());
+                             for (size_t i = 0; i < streams; ++i) {
+                               asio::co_spawn(
+                                   node.executor(),
+                                   [&, i, c = connection]() -> Task<void> {
+                                     good += co_await echo_one(node, c, i, bytes);
+                                     --pending;
+                                     done.notify();
+                                   },
+                                   asio::detached);
+                             }
+                             while (pending > 0) co_await done.wait();
+                             double seconds =
+                                 std::chrono::duration<double>(host::Clock::now() - start).count();
+                             nlohmann::json j;
+                             j["ok"] = good == streams;
+                             j["streams"] = streams;
+                             j["bytes"] = bytes;
+                             j["seconds"] = seconds;
+                             j["MBps"] = static_cast<double>(streams * bytes) / seconds / 1e6;
+                             std::cout << j.dump() << std::endl;
+                             co_return good == streams ? 0 : 1;
+                           });
   });
 }
 
@@ -349,35 +346,28 @@ void add_perf(CLI::App& app) {
   cmd->add_option("--upload", upload, "bytes to send");
   cmd->add_option("--download", download, "bytes to ask back");
   cmd->callback([] {
-    auto addr = parse_target(target);
-    if (!addr) {
-      fail_with("perf", addr.error());
-      g_exit = 2;
-      return;
-    }
-    g_exit = run_client([&](host::Host& node, protocols::Identify&) -> Task<int> {
-      auto conn = co_await node.connect(*addr);
-      if (!conn) {
-        fail_with("cannot reach " + target, conn.error());
-        co_return 1;
-      }
-      auto r = co_await protocols::run_perf(node, *conn, upload, download);
-      if (!r) {
-        fail_with("perf " + target, r.error());
-        co_return 1;
-      }
-      nlohmann::json j;
-      j["upload_bytes"] = upload;
-      j["download_bytes"] = download;
-      j["upload_seconds"] = r->upload.count();
-      j["download_seconds"] = r->download.count();
-      j["upload_MBps"] =
-          r->upload.count() > 0 ? static_cast<double>(upload) / r->upload.count() / 1e6 : 0.0;
-      j["download_MBps"] =
-          r->download.count() > 0 ? static_cast<double>(download) / r->download.count() / 1e6 : 0.0;
-      std::cout << j.dump() << std::endl;
-      co_return 0;
-    });
+    g_exit = run_connected(
+        "perf", target,
+        [&](host::Host& node, protocols::Identify&,
+            std::shared_ptr<host::Connection> connection) -> Task<int> {
+          auto r = co_await protocols::run_perf(node, connection, upload, download);
+          if (!r) {
+            fail_with("perf " + target, r.error());
+            co_return 1;
+          }
+          nlohmann::json j;
+          j["upload_bytes"] = upload;
+          j["download_bytes"] = download;
+          j["upload_seconds"] = r->upload.count();
+          j["download_seconds"] = r->download.count();
+          j["upload_MBps"] =
+              r->upload.count() > 0 ? static_cast<double>(upload) / r->upload.count() / 1e6 : 0.0;
+          j["download_MBps"] = r->download.count() > 0
+                                   ? static_cast<double>(download) / r->download.count() / 1e6
+                                   : 0.0;
+          std::cout << j.dump() << std::endl;
+          co_return 0;
+        });
   });
 }
 
