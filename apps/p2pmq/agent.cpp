@@ -13,6 +13,8 @@
 #include "agent_backend.hpp"
 #include "api/server.hpp"
 #include "api/validation_client.hpp"
+#include "dht/io/dht_service.hpp"
+#include "discovery.hpp"
 #include "host/host.hpp"
 #include "protocols/echo.hpp"
 #include "protocols/identify.hpp"
@@ -40,9 +42,9 @@ void emit(const nlohmann::json& j) {
 //   sub T | unsub T | pub T DATA... | connect MULTIADDR | peers | mesh T
 class StdioControl {
  public:
-  StdioControl(host::Host& host, pubsub::GossipsubService& gossip,
-               std::map<std::string, uint64_t>& seqnos)
-      : host_(host), gossip_(gossip), seqnos_(seqnos) {}
+  StdioControl(host::Host& host, pubsub::GossipsubService& gossip, dht::DhtService& dht,
+               Discovery& discovery, std::map<std::string, uint64_t>& seqnos)
+      : host_(host), gossip_(gossip), dht_(dht), discovery_(discovery), seqnos_(seqnos) {}
 
   Task<void> run(std::function<void()> on_eof) {
     asio::posix::stream_descriptor in(host_.executor(), ::dup(STDIN_FILENO));
@@ -69,6 +71,7 @@ class StdioControl {
     if (cmd.empty()) co_return;
     if (cmd == "sub" && !arg.empty()) {
       gossip_.join(arg);
+      discovery_.poke();
       emit({{"event", "subscribed"}, {"topic", arg}});
     } else if (cmd == "unsub" && !arg.empty()) {
       gossip_.leave(arg);
@@ -104,13 +107,55 @@ class StdioControl {
       std::vector<std::string> peers;
       for (const auto& p : gossip_.router().mesh(arg)) peers.push_back(p.to_string());
       emit({{"event", "mesh"}, {"topic", arg}, {"peers", peers}});
+    } else if (cmd.starts_with("dht-")) {
+      co_await handle_dht(cmd, arg);
     } else {
       emit({{"event", "error"}, {"message", "unknown command: " + line}});
     }
   }
 
+  static nlohmann::json peer_json(const dht::KadPeer& p) {
+    std::vector<std::string> addrs;
+    for (const auto& a : p.addrs) addrs.push_back(a.to_string());
+    return {{"peer", p.id.to_string()}, {"addrs", addrs}};
+  }
+
+  Task<void> handle_dht(const std::string& cmd, const std::string& arg) {
+    if (cmd == "dht-table") {
+      std::vector<std::string> peers;
+      const auto& table = dht_.core().table();
+      for (size_t i = 0; i < dht::RoutingTable::kBuckets; ++i)
+        for (const auto& e : table.bucket(i)) peers.push_back(e.id.to_string());
+      emit({{"event", "dht-table"}, {"peers", peers}});
+    } else if (cmd == "dht-find-peer" && !arg.empty()) {
+      auto peer = crypto::PeerId::parse(arg);
+      if (!peer) {
+        emit({{"event", "error"}, {"message", "dht-find-peer: " + peer.error().message}});
+        co_return;
+      }
+      auto found = co_await dht_.find_peer(*peer);
+      nlohmann::json j = found ? peer_json(*found) : nlohmann::json{{"peer", arg}};
+      j["event"] = "dht-peer";
+      j["found"] = found.has_value();
+      if (!found) j["addrs"] = std::vector<std::string>{};
+      emit(j);
+    } else if (cmd == "dht-provide-topic" && !arg.empty()) {
+      size_t sent = co_await dht_.provide(dht::topic_key(arg));
+      emit({{"event", "dht-provided"}, {"topic", arg}, {"peers", sent}});
+    } else if (cmd == "dht-find-topic" && !arg.empty()) {
+      auto providers = co_await dht_.find_providers(dht::topic_key(arg), 0);
+      std::vector<nlohmann::json> list;
+      for (const auto& p : providers) list.push_back(peer_json(p));
+      emit({{"event", "dht-providers"}, {"topic", arg}, {"providers", list}});
+    } else {
+      emit({{"event", "error"}, {"message", "unknown command: " + cmd + " " + arg}});
+    }
+  }
+
   host::Host& host_;
   pubsub::GossipsubService& gossip_;
+  dht::DhtService& dht_;
+  Discovery& discovery_;
   std::map<std::string, uint64_t>& seqnos_;
 };
 
@@ -144,6 +189,34 @@ Result<crypto::PrivateKey> load_or_create_identity(const std::string& path) {
 }
 
 }  // namespace
+
+dht::DhtConfig dht_config(const agent::AgentConfig& cfg) {
+  dht::DhtConfig c;
+  using M = agent::DhtSettings::Mode;
+  switch (cfg.dht.mode) {
+    case M::automatic:
+      c.mode = cfg.has_role(agent::Role::bootstrapper) ? dht::Mode::bootstrapper : dht::Mode::server;
+      break;
+    case M::client:
+      c.mode = dht::Mode::client;
+      break;
+    case M::server:
+      c.mode = dht::Mode::server;
+      break;
+    case M::bootstrapper:
+      c.mode = dht::Mode::bootstrapper;
+      break;
+  }
+  c.protocol_prefix = cfg.dht.protocol_prefix;
+  c.query.alpha = cfg.dht.alpha;
+  c.query.k = cfg.dht.k;
+  c.table.k = cfg.dht.k;
+  c.query.beta = cfg.dht.beta;
+  c.query.request_timeout = cfg.dht.request_timeout;
+  c.query.query_timeout = cfg.dht.query_timeout;
+  c.bootstrap_interval = cfg.dht.bootstrap_interval;
+  return c;
+}
 
 int run_agent(AgentOptions options) {
   const auto& cfg = options.config;
@@ -190,6 +263,22 @@ int run_agent(AgentOptions options) {
   }
   AgentBackend backend(node, gossip);
 
+  // Discovery: the DHT (bootstrappers, topic providers) and the connection manager.
+  auto kad_config = dht_config(cfg);
+  if (auto r = dht::validate(kad_config); !r) {
+    std::cerr << "error: " << r.error().message << std::endl;
+    return 2;
+  }
+  dht::DhtService kad(node, identify, kad_config, bootstrap);
+  DiscoveryConfig dc;
+  dc.interval = cfg.dht.discovery_interval;
+  dc.advertise_topics = kad_config.mode != dht::Mode::bootstrapper;
+  dc.advertise_archive = cfg.has_role(agent::Role::archive);
+  dc.low_water = cfg.connmgr.low_water;
+  dc.high_water = cfg.connmgr.high_water;
+  dc.grace = cfg.connmgr.grace;
+  Discovery discovery(node, kad, gossip, dc);
+
   // External validation: every remote message waits for the parent's verdict.
   std::unique_ptr<api::ValidationClient> validation;
   if (!cfg.validation.endpoints.empty()) {
@@ -228,6 +317,8 @@ int run_agent(AgentOptions options) {
   }
   gossip.start();
   for (const auto& t : options.topics) gossip.join(t);
+  kad.start();
+  discovery.start();
   for (const auto& a : node.listen_addrs())
     std::cout << "listening " << a.with_p2p(node.peer_id().bytes()).to_string() << std::endl;
   if (api_server) std::cout << "grpc " << api_server->bound_address() << std::endl;
@@ -240,20 +331,13 @@ int run_agent(AgentOptions options) {
     asio::co_spawn(
         io,
         [&]() -> Task<void> {
+          discovery.stop();
+          kad.stop();
           gossip.stop();
           co_await node.shutdown();
         },
         [&](std::exception_ptr) { io.stop(); });
   };
-  for (const auto& addr : bootstrap) {
-    asio::co_spawn(
-        io,
-        [&node, addr]() -> Task<void> {
-          auto conn = co_await node.connect(addr);
-          if (!conn) spdlog::warn("bootstrap {}: {}", addr.to_string(), conn.error().to_string());
-        },
-        asio::detached);
-  }
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
@@ -262,7 +346,7 @@ int run_agent(AgentOptions options) {
   });
   std::unique_ptr<StdioControl> control;
   if (options.stdio) {
-    control = std::make_unique<StdioControl>(node, gossip, seqnos);
+    control = std::make_unique<StdioControl>(node, gossip, kad, discovery, seqnos);
     asio::co_spawn(io, control->run(stop), asio::detached);
   }
   io.run();

@@ -72,6 +72,44 @@ struct GrpcConfig {
   size_t max_listen_streams = 1024;
 };
 
+// dht::DhtConfig plus discovery. Mode follows the roles unless set: bootstrapper role ->
+// bootstrapper, otherwise server.
+struct DhtSettings {
+  enum class Mode { automatic, client, server, bootstrapper };
+  Mode mode = Mode::automatic;
+  std::string protocol_prefix = "/p2pmq";  // "/ipfs" joins the public DHTs
+  size_t alpha = 10;
+  size_t k = 20;
+  size_t beta = 20;
+  std::chrono::milliseconds request_timeout{10000};
+  std::chrono::milliseconds query_timeout{60000};
+  std::chrono::milliseconds bootstrap_interval{300000};
+  std::chrono::milliseconds discovery_interval{10000};  // topic provider lookups while < D_lo
+  bool mdns = false;  // multicast DNS on the local network (libp2p mDNS spec)
+};
+
+// Connection manager: above high_water, close the least useful connections down to low_water;
+// mesh peers, direct peers, bootstrappers in use and connections younger than grace are kept.
+struct ConnManagerSettings {
+  size_t low_water = 64;
+  size_t high_water = 96;
+  std::chrono::milliseconds grace{30000};
+};
+
+// Sync (DESIGN.md §5): archives, gap handling, ordered delivery, retention of the archive role.
+struct SyncSettings {
+  std::vector<Multiaddr> archives;  // static archives, each with /p2p/<peer id>
+  std::chrono::milliseconds gap_wait{2000};
+  std::chrono::milliseconds fetch_retry{5000};
+  std::chrono::milliseconds gap_give_up{30000};
+  std::chrono::milliseconds request_timeout{10000};
+  uint64_t retention_messages = 10000;  // archive role, per topic
+  std::chrono::seconds retention_age{0};  // 0: no age bound
+  enum class Durability { process_crash, power_loss };
+  Durability durability = Durability::process_crash;
+  bool catch_up_on_start = true;
+};
+
 struct AgentConfig {
   std::string key_file;  // identity.key_file; empty: <data_dir>/identity.key (key_file_path())
   std::string data_dir = "./p2pmq-data";
@@ -90,6 +128,9 @@ struct AgentConfig {
   std::map<std::string, TopicConfig> topics;
   ValidationSettings validation;
   GrpcConfig grpc;
+  DhtSettings dht;
+  ConnManagerSettings connmgr;
+  SyncSettings sync;
   std::string log_level = "info";  // trace|debug|info|warn|error|critical|off (spdlog names)
 
   std::string key_file_path() const;
