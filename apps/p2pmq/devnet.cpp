@@ -142,7 +142,7 @@ int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool kee
   std::string dir = ::mkdtemp(dir_template) ? dir_template : "/tmp";
 
   std::vector<Child> children;
-  auto bootstrap = spawn_agent(self, "bootstrap", {}, dir + "/bootstrap.log");
+  auto bootstrap = spawn_agent(self, "bootstrap", {"--role", "bootstrapper"}, dir + "/bootstrap.log");
   if (!bootstrap) {
     std::cerr << "error: devnet: " << bootstrap.error().message << std::endl;
     return 1;
@@ -150,12 +150,8 @@ int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool kee
   children.push_back(*bootstrap);
   for (size_t i = 1; i <= nodes && !g_interrupted; ++i) {
     std::string name = "agent" + std::to_string(i);
-    // Until the DHT finds topic peers, each agent also dials the two agents started before it.
+    // Only the bootstrapper is known: the agents find each other through the DHT.
     std::vector<std::string> args{"--bootstrap", bootstrap->multiaddr, "--topic", topic};
-    for (size_t back = 1; back <= 2 && back < i; ++back) {
-      args.push_back("--bootstrap");
-      args.push_back(children[i - back].multiaddr);
-    }
     auto child = spawn_agent(self, name, args, dir + "/" + name + ".log");
     if (!child) {
       std::cerr << "error: devnet: " << child.error().message << std::endl;
@@ -164,7 +160,7 @@ int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool kee
     }
     children.push_back(*child);
   }
-  std::cout << "devnet: " << nodes << " agents and a bootstrap agent on loopback (logs in " << dir
+  std::cout << "devnet: " << nodes << " agents and a DHT bootstrapper on loopback (logs in " << dir
             << ")\n";
   for (const auto& c : children)
     std::cout << "  " << c.name << "  grpc " << c.grpc << "  " << c.multiaddr << "\n";
