@@ -8,20 +8,25 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
+#include "agent/state.hpp"
 #include "agent_backend.hpp"
 #include "api/server.hpp"
 #include "api/validation_client.hpp"
 #include "dht/io/dht_service.hpp"
 #include "discovery.hpp"
 #include "host/host.hpp"
+#include "mdns/io/mdns_service.hpp"
 #include "protocols/echo.hpp"
 #include "protocols/identify.hpp"
 #include "protocols/perf.hpp"
 #include "protocols/ping.hpp"
 #include "pubsub/io/gossipsub_service.hpp"
 #include "pubsub/params.hpp"
+#include "sync/store/archive_store.hpp"
+#include "sync_agent.hpp"
 
 namespace p2pmq::cli {
 
@@ -43,8 +48,8 @@ void emit(const nlohmann::json& j) {
 class StdioControl {
  public:
   StdioControl(host::Host& host, pubsub::GossipsubService& gossip, dht::DhtService& dht,
-               Discovery& discovery, std::map<std::string, uint64_t>& seqnos)
-      : host_(host), gossip_(gossip), dht_(dht), discovery_(discovery), seqnos_(seqnos) {}
+               Discovery& discovery, AgentBackend& backend)
+      : host_(host), gossip_(gossip), dht_(dht), discovery_(discovery), backend_(backend) {}
 
   Task<void> run(std::function<void()> on_eof) {
     asio::posix::stream_descriptor in(host_.executor(), ::dup(STDIN_FILENO));
@@ -70,24 +75,37 @@ class StdioControl {
     words >> cmd >> arg;
     if (cmd.empty()) co_return;
     if (cmd == "sub" && !arg.empty()) {
-      gossip_.join(arg);
-      discovery_.poke();
-      emit({{"event", "subscribed"}, {"topic", arg}});
+      backend_.subscribe(arg, [this, arg](Result<void>) {
+        discovery_.poke();
+        emit({{"event", "subscribed"}, {"topic", arg}});
+      });
     } else if (cmd == "unsub" && !arg.empty()) {
-      gossip_.leave(arg);
-      emit({{"event", "unsubscribed"}, {"topic", arg}});
+      backend_.unsubscribe(arg, [arg](Result<void>) {
+        emit({{"event", "unsubscribed"}, {"topic", arg}});
+      });
+    } else if ((cmd == "block" || cmd == "unblock") && !arg.empty()) {
+      // Test and operator tool: a connection gater (see Host::block).
+      auto peer = crypto::PeerId::parse(arg);
+      if (!peer) {
+        emit({{"event", "error"}, {"message", cmd + ": " + peer.error().message}});
+        co_return;
+      }
+      if (cmd == "block")
+        host_.block(*peer);
+      else
+        host_.unblock(*peer);
+      emit({{"event", cmd == "block" ? "blocked" : "unblocked"}, {"peer", arg}});
     } else if (cmd == "pub" && !arg.empty()) {
       // The data is the rest of the line after "pub TOPIC ".
       size_t start = line.find(arg, 3) + arg.size();
       std::string data = start < line.size() ? line.substr(start + 1) : std::string();
-      uint64_t seqno = ++seqnos_[arg];
-      auto id = gossip_.publish(arg, to_bytes(data), seqno);
-      if (!id) {
-        --seqnos_[arg];
-        emit({{"event", "error"}, {"message", "pub " + arg + ": " + id.error().to_string()}});
-      } else {
-        emit({{"event", "published"}, {"topic", arg}, {"seqno", seqno}, {"id", hex(*id)}});
-      }
+      // Through the backend: the same persisted counter as gRPC publications.
+      backend_.publish(arg, to_bytes(data), [arg](Result<api::PublishResult> r) {
+        if (!r)
+          emit({{"event", "error"}, {"message", "pub " + arg + ": " + r.error().to_string()}});
+        else
+          emit({{"event", "published"}, {"topic", arg}, {"seqno", r->seqno}, {"id", hex(r->id)}});
+      });
     } else if (cmd == "connect" && !arg.empty()) {
       auto addr = Multiaddr::parse(arg);
       if (!addr) {
@@ -156,7 +174,7 @@ class StdioControl {
   pubsub::GossipsubService& gossip_;
   dht::DhtService& dht_;
   Discovery& discovery_;
-  std::map<std::string, uint64_t>& seqnos_;
+  AgentBackend& backend_;
 };
 
 }  // namespace
@@ -195,7 +213,8 @@ dht::DhtConfig dht_config(const agent::AgentConfig& cfg) {
   using M = agent::DhtSettings::Mode;
   switch (cfg.dht.mode) {
     case M::automatic:
-      c.mode = cfg.has_role(agent::Role::bootstrapper) ? dht::Mode::bootstrapper : dht::Mode::server;
+      c.mode =
+          cfg.has_role(agent::Role::bootstrapper) ? dht::Mode::bootstrapper : dht::Mode::server;
       break;
     case M::client:
       c.mode = dht::Mode::client;
@@ -215,6 +234,7 @@ dht::DhtConfig dht_config(const agent::AgentConfig& cfg) {
   c.query.request_timeout = cfg.dht.request_timeout;
   c.query.query_timeout = cfg.dht.query_timeout;
   c.bootstrap_interval = cfg.dht.bootstrap_interval;
+  c.query.max_candidates = std::max(c.query.max_candidates, c.query.k);
   return c;
 }
 
@@ -244,24 +264,22 @@ int run_agent(AgentOptions options) {
   auto score_params = cfg.score;
   if (!score_params.default_topic) score_params.default_topic = pubsub::TopicScoreParams{};
   pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds);
-  std::map<std::string, uint64_t> seqnos;
-  if (options.stdio) {
-    gossip.on_message([&node](const pubsub::DeliverMessage& d) {
-      // Our own publications are answered with "published", not echoed as messages.
-      if (d.message.from && *d.message.from == node.peer_id().bytes()) return;
-      nlohmann::json j{{"event", "message"},
-                       {"topic", d.message.topic},
-                       {"data", std::string(as_string(d.message.data))},
-                       {"id", hex(d.id)}};
-      if (d.message.from) {
-        auto from = crypto::PeerId::from_bytes(*d.message.from);
-        j["from"] = from ? from->to_string() : hex(*d.message.from);
-      }
-      if (auto seqno = pubsub::seqno_value(d.message)) j["seqno"] = *seqno;
-      emit(j);
-    });
-  }
   AgentBackend backend(node, gossip);
+
+  // Persisted state: the publish counters, delivered watermarks and subscriptions (none for an
+  // ephemeral agent, which has no data dir).
+  std::unique_ptr<agent::StateStore> state;
+  if (!options.ephemeral_identity) {
+    auto opened =
+        agent::StateStore::open(cfg.data_dir + "/state",
+                                cfg.sync.durability == agent::SyncSettings::Durability::power_loss);
+    if (!opened) {
+      std::cerr << "error: state " << cfg.data_dir << "/state: " << opened.error().message
+                << std::endl;
+      return 1;
+    }
+    state = std::move(*opened);
+  }
 
   // Discovery: the DHT (bootstrappers, topic providers) and the connection manager.
   auto kad_config = dht_config(cfg);
@@ -278,18 +296,23 @@ int run_agent(AgentOptions options) {
   dc.high_water = cfg.connmgr.high_water;
   dc.grace = cfg.connmgr.grace;
   Discovery discovery(node, kad, gossip, dc);
+  // mDNS (off by default): peers on the local network, dialed when found.
+  mdns::MdnsConfig mc;
+  mc.enabled = cfg.dht.mdns;
+  mdns::MdnsService local_discovery(node, mc);
 
-  // External validation: every remote message waits for the parent's verdict.
+  // External validation: every remote message, live or synced, waits for the parent's verdict.
   std::unique_ptr<api::ValidationClient> validation;
+  std::function<void(const pubsub::DeliverMessage&, bool, std::function<void(pubsub::Verdict)>)>
+      validate_externally;
   if (!cfg.validation.endpoints.empty()) {
     api::ValidationConfig vc;
     agent::apply_validation(cfg.validation, vc);
     validation = std::make_unique<api::ValidationClient>(cfg.validation.endpoints, vc);
-    gossip.set_validator([&validation, ex = node.executor()](
-                             const pubsub::ValidateMessage& v,
-                             std::function<void(pubsub::Verdict)> done) {
-      pubsub::DeliverMessage as_delivered{v.id, v.message, v.received_from};
-      validation->validate(AgentBackend::to_agent_message(as_delivered, false),
+    validate_externally = [&validation, ex = node.executor()](
+                              const pubsub::DeliverMessage& d, bool synced,
+                              std::function<void(pubsub::Verdict)> done) {
+      validation->validate(AgentBackend::to_agent_message(d, synced),
                            [ex, done = std::move(done)](api::Verdict verdict) {
                              // Verdicts arrive on gRPC threads; the router lives on the io thread.
                              asio::post(ex, [done, verdict] {
@@ -298,8 +321,151 @@ int run_agent(AgentOptions options) {
                                                                       : pubsub::Verdict::ignore);
                              });
                            });
+    };
+    gossip.set_validator([&validate_externally](const pubsub::ValidateMessage& v,
+                                                std::function<void(pubsub::Verdict)> done) {
+      validate_externally(pubsub::DeliverMessage{v.id, v.message, v.received_from}, false,
+                          std::move(done));
     });
   }
+
+  // Sync: the archive (archive role), /p2pmq/sync/1.0.0, and the delivery tracker every message
+  // goes through on its way to the listeners.
+  std::unique_ptr<sync::ArchiveStore> archive;
+  if (cfg.has_role(agent::Role::archive)) {
+    sync::ArchiveOptions ao;
+    ao.durability = cfg.sync.durability == agent::SyncSettings::Durability::power_loss
+                        ? sync::Durability::power_loss
+                        : sync::Durability::process_crash;
+    ao.retention.max_messages = cfg.sync.retention_messages;
+    ao.retention.max_age = cfg.sync.retention_age;
+    std::string path = options.ephemeral_identity
+                           ? std::filesystem::temp_directory_path().string() + "/p2pmq-archive-" +
+                                 node.peer_id().to_string()
+                           : cfg.data_dir + "/archive";
+    auto opened = sync::ArchiveStore::open(path, ao);
+    if (!opened) {
+      std::cerr << "error: archive " << path << ": " << opened.error().message << std::endl;
+      return 1;
+    }
+    archive = std::move(*opened);
+  }
+  sync::SyncServiceConfig sc;
+  sc.request_timeout = cfg.sync.request_timeout;
+  sync::SyncService syncer(node, archive.get(), sc);
+  syncer.on_misbehaviour([&gossip](const crypto::PeerId& peer, const std::string& reason) {
+    spdlog::info("sync: penalising {}: {}", peer.to_string(), reason);
+    gossip.router().penalize(peer);
+  });
+  SyncAgentConfig sac;
+  sac.delivery.gap_wait = cfg.sync.gap_wait;
+  sac.delivery.fetch_retry = cfg.sync.fetch_retry;
+  sac.delivery.gap_give_up = cfg.sync.gap_give_up;
+  sac.delivery.fetch_history = true;  // an origin met mid-stream: its earlier messages too
+  sac.archives = cfg.sync.archives;
+  sac.archive_role = archive != nullptr;
+  sac.catch_up = cfg.sync.catch_up_on_start;
+  SyncAgent::Hooks sh;
+  sh.deliver = [&backend, &node, stdio = options.stdio](const pubsub::DeliverMessage& d,
+                                                        bool synced) {
+    backend.deliver(AgentBackend::to_agent_message(d, synced));
+    // Our own publications are answered with "published", not echoed as messages.
+    if (!stdio || (d.message.from && *d.message.from == node.peer_id().bytes())) return;
+    nlohmann::json j{{"event", "message"},
+                     {"topic", d.message.topic},
+                     {"data", std::string(as_string(d.message.data))},
+                     {"id", hex(d.id)},
+                     {"synced", synced}};
+    if (d.message.from) {
+      auto from = crypto::PeerId::from_bytes(*d.message.from);
+      j["from"] = from ? from->to_string() : hex(*d.message.from);
+    }
+    if (auto seqno = pubsub::seqno_value(d.message)) j["seqno"] = *seqno;
+    emit(j);
+  };
+  sh.gap = [&backend, stdio = options.stdio](const sync::GapEvent& g) {
+    auto origin = crypto::PeerId::from_bytes(g.origin);
+    std::string who = origin ? origin->to_string() : hex(g.origin);
+    backend.deliver_gap(api::GapNotice{g.topic, who, g.from, g.to});
+    if (stdio)
+      emit({{"event", "gap"}, {"topic", g.topic}, {"origin", who}, {"from", g.from}, {"to", g.to}});
+  };
+  if (validate_externally)
+    sh.validate = [&validate_externally](const pubsub::DeliverMessage& d,
+                                         std::function<void(pubsub::Verdict)> done) {
+      validate_externally(d, true, std::move(done));
+    };
+  std::vector<sync::WatermarkEntry> watermarks;
+  if (state) {
+    sh.save_watermarks = [&state](const std::vector<sync::WatermarkEntry>& entries) {
+      std::vector<agent::WatermarkRecord> records;
+      for (const auto& e : entries) records.push_back({e.topic, e.origin, e.seqno});
+      if (auto r = state->save_watermarks(records); !r)
+        spdlog::error("state: saving watermarks: {}", r.error().to_string());
+    };
+    for (const auto& w : state->load_watermarks())
+      watermarks.push_back({w.topic, w.origin, w.seqno});
+  }
+  SyncAgent sync_agent(node, gossip, syncer, &discovery, sac, sh, std::move(watermarks));
+  gossip.on_message([&sync_agent](const pubsub::DeliverMessage& d) { sync_agent.on_live(d); });
+  {
+    AgentBackend::Hooks bh;
+    bh.own_delivery = true;
+    bh.listeners_changed = [&sync_agent](const std::string& topic, size_t ordered) {
+      sync_agent.on_listener(topic, ordered > 0);
+    };
+    if (state) {
+      bh.next_seqno = [&state](const std::string& topic) { return state->next_seqno(topic); };
+      bh.rollback_seqno = [&state](const std::string& topic, uint64_t seqno) {
+        (void)state->rollback_seqno(topic, seqno);
+      };
+      bh.subscription_changed = [&state](const std::string& topic, bool subscribed) {
+        auto r = subscribed ? state->add_subscription(topic) : state->remove_subscription(topic);
+        if (!r) spdlog::error("state: subscription {}: {}", topic, r.error().to_string());
+      };
+    }
+    backend.set_hooks(std::move(bh));
+  }
+  backend.set_status_extender([&](api::AgentStatus& s) {
+    s.dht_mode = kad.core().mode() == dht::Mode::client   ? "client"
+                 : kad.core().mode() == dht::Mode::server ? "server"
+                                                          : "bootstrapper";
+    s.dht_table_size = kad.core().table().size();
+    std::map<std::string, std::vector<api::OriginWatermark>> marks;
+    for (const auto& w : sync_agent.watermarks()) {
+      auto origin = crypto::PeerId::from_bytes(w.origin);
+      marks[w.topic].push_back({origin ? origin->to_string() : hex(w.origin), w.seqno});
+    }
+    for (auto& ts : s.topic_status) {
+      ts.origins = marks[ts.topic];
+      if (state) ts.published_seqno = state->last_seqno(ts.topic);
+      auto counters = sync_agent.topic_counters(ts.topic);
+      ts.synced_messages = counters.synced;
+      ts.gaps = counters.gaps;
+      for (const auto& a : sync_agent.archives(ts.topic)) {
+        bool known =
+            std::any_of(s.archives.begin(), s.archives.end(),
+                        [&](const api::ArchiveInfo& i) { return i.peer_id == a.peer.to_string(); });
+        if (known) continue;
+        api::ArchiveInfo info;
+        info.peer_id = a.peer.to_string();
+        auto it = node.peer_store().find(a.peer);
+        if (it != node.peer_store().end())
+          for (const auto& addr : it->second.addrs) info.addrs.push_back(addr.to_string());
+        info.source = archive_source_name(a.source);
+        s.archives.push_back(std::move(info));
+      }
+    }
+    const auto& st = sync_agent.stats();
+    const auto& ss = syncer.stats();
+    s.sync.fetches = ss.fetches;
+    s.sync.fetched_messages = ss.fetched_messages;
+    s.sync.fetch_failures = ss.fetch_failures;
+    s.sync.served_requests = ss.requests_served;
+    s.sync.served_messages = ss.messages_served;
+    s.sync.archive_role = archive != nullptr;
+    s.sync.archived_messages = st.archived;
+  });
 
   if (auto r = node.start(); !r) {
     std::cerr << "error: agent: " << r.error().to_string() << std::endl;
@@ -316,9 +482,19 @@ int run_agent(AgentOptions options) {
     }
   }
   gossip.start();
-  for (const auto& t : options.topics) gossip.join(t);
+  syncer.start();
+  sync_agent.start();
+  std::set<std::string> topics(options.topics.begin(), options.topics.end());
+  if (state)
+    for (const auto& t : state->subscriptions()) topics.insert(t);
+  for (const auto& t : topics) {
+    gossip.join(t);
+    if (state) (void)state->add_subscription(t);
+  }
   kad.start();
   discovery.start();
+  if (cfg.dht.mdns)
+    if (auto r = local_discovery.start(); !r) spdlog::warn("mdns: {}", r.error().to_string());
   for (const auto& a : node.listen_addrs())
     std::cout << "listening " << a.with_p2p(node.peer_id().bytes()).to_string() << std::endl;
   if (api_server) std::cout << "grpc " << api_server->bound_address() << std::endl;
@@ -331,6 +507,9 @@ int run_agent(AgentOptions options) {
     asio::co_spawn(
         io,
         [&]() -> Task<void> {
+          local_discovery.stop();
+          sync_agent.stop();
+          syncer.stop();
           discovery.stop();
           kad.stop();
           gossip.stop();
@@ -346,7 +525,7 @@ int run_agent(AgentOptions options) {
   });
   std::unique_ptr<StdioControl> control;
   if (options.stdio) {
-    control = std::make_unique<StdioControl>(node, gossip, kad, discovery, seqnos);
+    control = std::make_unique<StdioControl>(node, gossip, kad, discovery, backend);
     asio::co_spawn(io, control->run(stop), asio::detached);
   }
   io.run();

@@ -6,9 +6,24 @@ namespace p2pmq::cli {
 
 namespace asio = host::asio;
 
-AgentBackend::AgentBackend(host::Host& host, pubsub::GossipsubService& gossip)
-    : host_(host), gossip_(gossip) {
-  gossip_.on_message([this](const pubsub::DeliverMessage& d) { deliver(d); });
+AgentBackend::AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, size_t max_held)
+    : host_(host), gossip_(gossip), max_held_(max_held) {
+  gossip_.on_message([this](const pubsub::DeliverMessage& d) {
+    if (!hooks_.own_delivery) deliver(to_agent_message(d, false));
+  });
+}
+
+void AgentBackend::set_hooks(Hooks hooks) {
+  hooks_ = std::move(hooks);
+}
+
+Result<uint64_t> AgentBackend::next_seqno(const std::string& topic) {
+  if (hooks_.next_seqno) {
+    auto seqno = hooks_.next_seqno(topic);
+    if (seqno) seqnos_[topic] = *seqno;
+    return seqno;
+  }
+  return ++seqnos_[topic];
 }
 
 api::AgentMessage AgentBackend::to_agent_message(const pubsub::DeliverMessage& d, bool synced) {
@@ -26,23 +41,60 @@ api::AgentMessage AgentBackend::to_agent_message(const pubsub::DeliverMessage& d
   return m;
 }
 
-void AgentBackend::deliver(const pubsub::DeliverMessage& d) {
-  auto it = listeners_.find(d.message.topic);
-  if (it == listeners_.end() || it->second.empty()) return;
-  auto message = to_agent_message(d, false);
-  for (auto& [handle, sink] : it->second) sink(message);
+void AgentBackend::deliver_item(const std::string& topic, const api::ListenItem& item) {
+  auto it = listeners_.find(topic);
+  if (it == listeners_.end() || it->second.empty()) {
+    // Nobody listens yet: hold it for the next listener (Control.Subscribe's promise).
+    if (!gossip_.router().is_subscribed(topic)) return;
+    auto& held = held_[topic];
+    held.push_back(item);
+    if (held.size() > max_held_) {
+      held.pop_front();
+      if (held_dropped_++ % 1000 == 0)
+        spdlog::warn("{}: no listener and {} messages held: dropping the oldest", topic, max_held_);
+    }
+    return;
+  }
+  for (auto& [handle, listener] : it->second) listener.sink(item);
+}
+
+void AgentBackend::deliver(const api::AgentMessage& message) {
+  deliver_item(message.topic, api::ListenItem(message));
+}
+
+void AgentBackend::deliver_gap(const api::GapNotice& gap) {
+  deliver_item(gap.topic, api::ListenItem(gap));
+}
+
+size_t AgentBackend::ordered_listeners(const std::string& topic) const {
+  auto it = listeners_.find(topic);
+  if (it == listeners_.end()) return 0;
+  size_t n = 0;
+  for (const auto& [handle, listener] : it->second) n += listener.ordered;
+  return n;
+}
+
+void AgentBackend::set_status_extender(std::function<void(api::AgentStatus&)> extender) {
+  status_extender_ = std::move(extender);
 }
 
 void AgentBackend::subscribe(const std::string& topic, std::function<void(Result<void>)> done) {
   asio::post(host_.executor(), [this, topic, done = std::move(done)] {
-    if (!gossip_.router().is_subscribed(topic)) gossip_.join(topic);
+    if (!gossip_.router().is_subscribed(topic)) {
+      gossip_.join(topic);
+      if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
+    }
     done({});
   });
 }
 
 void AgentBackend::unsubscribe(const std::string& topic, std::function<void(Result<void>)> done) {
   asio::post(host_.executor(), [this, topic, done = std::move(done)] {
-    if (gossip_.router().is_subscribed(topic)) gossip_.leave(topic);
+    if (gossip_.router().is_subscribed(topic)) {
+      gossip_.leave(topic);
+      held_.erase(topic);
+      if (hooks_.subscription_changed) hooks_.subscription_changed(topic, false);
+    }
     done({});
   });
 }
@@ -52,26 +104,44 @@ void AgentBackend::publish(const std::string& topic, Bytes data,
   asio::post(host_.executor(),
              [this, topic, data = std::move(data), done = std::move(done)]() mutable {
                // Publishing to an unknown topic joins it (p2pmq spec).
-               if (!gossip_.router().is_subscribed(topic)) gossip_.join(topic);
-               uint64_t seqno = next_seqno(topic);
-               auto id = gossip_.publish(topic, std::move(data), seqno);
+               if (!gossip_.router().is_subscribed(topic)) {
+                 gossip_.join(topic);
+                 if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
+               }
+               auto seqno = next_seqno(topic);
+               if (!seqno) {
+                 done(tl::unexpected(seqno.error()));
+                 return;
+               }
+               auto id = gossip_.publish(topic, std::move(data), *seqno);
                if (!id) {
-                 --seqnos_[topic];  // keep the numbering contiguous
+                 // Keep the numbering contiguous.
+                 if (hooks_.rollback_seqno) hooks_.rollback_seqno(topic, *seqno);
+                 seqnos_[topic] = *seqno - 1;
                  done(tl::unexpected(id.error()));
                  return;
                }
-               done(api::PublishResult{*id, seqno});
+               done(api::PublishResult{*id, *seqno});
              });
 }
 
-uint64_t AgentBackend::add_listener(const std::string& topic,
-                                    std::function<void(const api::AgentMessage&)> sink) {
+uint64_t AgentBackend::add_listener(const std::string& topic, api::ListenOptions options,
+                                    std::function<void(const api::ListenItem&)> sink) {
   uint64_t handle = next_handle_++;
-  asio::post(host_.executor(), [this, topic, handle, sink = std::move(sink)]() mutable {
+  asio::post(host_.executor(), [this, topic, handle, options, sink = std::move(sink)]() mutable {
     // Listening on an unknown topic subscribes to it (p2pmq spec).
-    if (!gossip_.router().is_subscribed(topic)) gossip_.join(topic);
-    listeners_[topic][handle] = std::move(sink);
+    if (!gossip_.router().is_subscribed(topic)) {
+      gossip_.join(topic);
+      if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
+    }
+    auto& listener = listeners_[topic][handle];
+    listener = Listener{options.ordered, std::move(sink)};
     listener_topics_[handle] = topic;
+    if (auto held = held_.find(topic); held != held_.end()) {
+      for (const auto& item : held->second) listener.sink(item);
+      held_.erase(held);
+    }
+    if (hooks_.listeners_changed) hooks_.listeners_changed(topic, ordered_listeners(topic));
   });
   return handle;
 }
@@ -80,8 +150,10 @@ void AgentBackend::remove_listener(uint64_t handle) {
   asio::post(host_.executor(), [this, handle] {
     auto it = listener_topics_.find(handle);
     if (it == listener_topics_.end()) return;
-    listeners_[it->second].erase(handle);
+    auto topic = it->second;
+    listeners_[topic].erase(handle);
     listener_topics_.erase(it);
+    if (hooks_.listeners_changed) hooks_.listeners_changed(topic, ordered_listeners(topic));
   });
 }
 
@@ -112,6 +184,14 @@ void AgentBackend::status(std::function<void(api::AgentStatus)> done) {
       if (info != host_.peer_store().end()) p.agent_version = info->second.agent_version;
       s.peers.push_back(std::move(p));
     }
+    s.connected_peers = s.peers.size();
+    for (const auto& t : s.topics) {
+      api::TopicStatus ts;
+      ts.topic = t;
+      if (auto it = seqnos_.find(t); it != seqnos_.end()) ts.published_seqno = it->second;
+      s.topic_status.push_back(std::move(ts));
+    }
+    if (status_extender_) status_extender_(s);
     done(std::move(s));
   });
 }

@@ -2,6 +2,8 @@
 // The agent's side of the gRPC API: every call from a gRPC thread is posted to the io thread,
 // where the host and the gossipsub service live; results go back through the callbacks.
 #include <atomic>
+#include <deque>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -14,32 +16,69 @@ namespace p2pmq::cli {
 
 class AgentBackend : public api::Backend {
  public:
-  AgentBackend(host::Host& host, pubsub::GossipsubService& gossip);
+  // Without a delivery path set by the agent (set_hooks), live gossip goes straight to deliver().
+  AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, size_t max_held = 10'000);
+
+  // How the agent plugs persistence and sync in. Every hook runs on the io thread; unset ones
+  // keep the in-memory behaviour.
+  struct Hooks {
+    std::function<Result<uint64_t>(const std::string& topic)> next_seqno;  // persisted counter
+    std::function<void(const std::string& topic, uint64_t seqno)> rollback_seqno;
+    std::function<void(const std::string& topic, bool subscribed)> subscription_changed;
+    // A Listen stream opened; `ordered` is how many ordered ones the topic has now.
+    std::function<void(const std::string& topic, size_t ordered)> listeners_changed;
+    bool own_delivery = false;  // true: the agent calls deliver() itself (through sync)
+  };
+  void set_hooks(Hooks hooks);
 
   void subscribe(const std::string& topic, std::function<void(Result<void>)> done) override;
   void unsubscribe(const std::string& topic, std::function<void(Result<void>)> done) override;
   void publish(const std::string& topic, Bytes data,
                std::function<void(Result<api::PublishResult>)> done) override;
-  uint64_t add_listener(const std::string& topic,
-                        std::function<void(const api::AgentMessage&)> sink) override;
+  uint64_t add_listener(const std::string& topic, api::ListenOptions options,
+                        std::function<void(const api::ListenItem&)> sink) override;
   void remove_listener(uint64_t handle) override;
   void status(std::function<void(api::AgentStatus)> done) override;
 
   // io thread only.
-  uint64_t next_seqno(const std::string& topic) { return ++seqnos_[topic]; }
+  Result<uint64_t> next_seqno(const std::string& topic);
   static api::AgentMessage to_agent_message(const pubsub::DeliverMessage& d, bool synced);
 
+  // Delivery, io thread only. deliver() hands a message to every listener of its topic, ordered
+  // or not: the ordered flag is only recorded here (ordered_listeners), putting messages in
+  // order is the caller's job (the agent's SyncAgent). deliver_gap() hands a gap to every
+  // listener of its topic. While a subscribed topic has no listener, its items are held (the
+  // newest max_held) and replayed to the next listener that opens.
+  void deliver(const api::AgentMessage& message);
+  void deliver_gap(const api::GapNotice& gap);
+  // Listeners of `topic` that asked for ordered delivery. io thread only.
+  size_t ordered_listeners(const std::string& topic) const;
+
+  // Runs on the io thread at the end of every status(), after the backend filled what it knows
+  // (identity, addresses, topics, peers, connected_peers, and topic_status with one entry per
+  // subscribed topic carrying published_seqno), to add the sync and DHT fields. Set it before
+  // the API server starts, or from the io thread.
+  void set_status_extender(std::function<void(api::AgentStatus&)> extender);
+
  private:
-  void deliver(const pubsub::DeliverMessage& d);
+  struct Listener {
+    bool ordered = false;
+    std::function<void(const api::ListenItem&)> sink;
+  };
+  void deliver_item(const std::string& topic, const api::ListenItem& item);
 
   host::Host& host_;
   pubsub::GossipsubService& gossip_;
+  size_t max_held_;
+  Hooks hooks_;
+  std::map<std::string, std::deque<api::ListenItem>> held_;
+  uint64_t held_dropped_ = 0;
   std::atomic<uint64_t> next_handle_{1};
   // io thread only:
-  std::map<std::string, uint64_t> seqnos_;  // TODO(sync): persisted per topic in the data dir
-  std::map<std::string, std::map<uint64_t, std::function<void(const api::AgentMessage&)>>>
-      listeners_;
+  std::map<std::string, uint64_t> seqnos_;  // last published, per topic
+  std::map<std::string, std::map<uint64_t, Listener>> listeners_;
   std::map<uint64_t, std::string> listener_topics_;
+  std::function<void(api::AgentStatus&)> status_extender_;
 };
 
 }  // namespace p2pmq::cli

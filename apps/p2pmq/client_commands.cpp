@@ -57,15 +57,31 @@ int run_pub(const std::string& agent, const std::string& topic,
 }
 
 int run_sub(const std::string& agent, const std::vector<std::string>& topics, bool json,
-            uint64_t count) {
+            uint64_t count, bool ordered) {
   auto stub = v1::Messaging::NewStub(channel_to(agent));
   grpc::ClientContext ctx;
   v1::ListenRequest req;
   for (const auto& t : topics) req.add_topics(t);
+  req.set_ordered(ordered);
   auto reader = stub->Listen(&ctx, req);
   v1::ListenEvent event;
   uint64_t received = 0;
   while ((count == 0 || received < count) && reader->Read(&event)) {
+    if (event.has_gap()) {
+      const auto& g = event.gap();
+      if (json)
+        std::cout << nlohmann::json{{"event", "gap"},
+                                    {"topic", g.topic()},
+                                    {"origin", g.origin()},
+                                    {"from_seqno", g.from_seqno()},
+                                    {"to_seqno", g.to_seqno()}}
+                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << std::endl;
+      else
+        std::cerr << "gap " << g.topic() << " " << g.origin() << " " << g.from_seqno() << "-"
+                  << g.to_seqno() << std::endl;
+      continue;
+    }
     if (event.has_missed()) {
       if (json)
         std::cout << nlohmann::json{{"missed", event.missed().count()},
@@ -118,6 +134,35 @@ int run_status(const std::string& agent) {
          {"score", p.score()},
          {"agent_version", p.agent_version()}});
   }
+  j["connected_peers"] = resp.connected_peers();
+  j["dht_mode"] = resp.dht_mode();
+  j["dht_table_size"] = resp.dht_table_size();
+  j["topic_status"] = nlohmann::json::array();
+  for (const auto& t : resp.topic_status()) {
+    nlohmann::json origins = nlohmann::json::array();
+    for (const auto& o : t.origins())
+      origins.push_back({{"origin", o.origin()}, {"delivered_seqno", o.delivered_seqno()}});
+    j["topic_status"].push_back({{"topic", t.topic()},
+                                 {"published_seqno", t.published_seqno()},
+                                 {"origins", origins},
+                                 {"gaps", t.gaps()},
+                                 {"synced_messages", t.synced_messages()}});
+  }
+  j["archives"] = nlohmann::json::array();
+  for (const auto& a : resp.archives()) {
+    j["archives"].push_back(
+        {{"peer_id", a.peer_id()},
+         {"addrs", std::vector<std::string>(a.addrs().begin(), a.addrs().end())},
+         {"source", a.source()}});
+  }
+  const auto& sync = resp.sync();
+  j["sync"] = {{"fetches", sync.fetches()},
+               {"fetched_messages", sync.fetched_messages()},
+               {"fetch_failures", sync.fetch_failures()},
+               {"served_requests", sync.served_requests()},
+               {"served_messages", sync.served_messages()},
+               {"archive_role", sync.archive_role()},
+               {"archived_messages", sync.archived_messages()}};
   std::cout << j.dump(2) << std::endl;
   return 0;
 }

@@ -373,8 +373,8 @@ void add_perf(CLI::App& app) {
 
 void add_agent(CLI::App& app) {
   auto* cmd = app.add_subcommand("agent", "run the p2pmq agent daemon");
-  static std::string config_path, key_path, data_dir, grpc, validation_timeout, policy;
-  static std::vector<std::string> listen, bootstrap, roles, validators, gossip;
+  static std::string config_path, key_path, data_dir, grpc, validation_timeout, policy, dht_mode;
+  static std::vector<std::string> listen, bootstrap, roles, validators, gossip, settings, archives;
   static bool print_config = false;
   static AgentOptions options;
   cmd->add_option("--config", config_path, "YAML config file (docs/configuration.md)");
@@ -392,9 +392,14 @@ void add_agent(CLI::App& app) {
                   "verdict when no validator answers: ignore or accept");
   cmd->add_option("--gossip", gossip,
                   "gossipsub parameter KEY=VALUE (repeatable), e.g. D=8, heartbeat_interval=700ms");
+  cmd->add_option("--dht-mode", dht_mode, "DHT mode: auto, client, server or bootstrapper");
+  cmd->add_option("--archive", archives, "archive peer for sync (repeatable; sync.archives)");
+  cmd->add_option("--set", settings,
+                  "any configuration key KEY=VALUE (repeatable), e.g. dht.alpha=3");
   cmd->add_option("--topic", options.topics, "topic to join at start (repeatable)");
   cmd->add_flag("--stdio", options.stdio,
-                "line protocol on stdin/stdout: sub, unsub, pub, connect, peers, mesh");
+                "line protocol on stdin/stdout: sub, unsub, pub, connect, peers, mesh, dht-table, "
+                "dht-find-peer, dht-provide-topic, dht-find-topic");
   cmd->add_flag("--echo", options.echo, "serve /p2pmq/echo/1.0.0 (tests, benchmarks)");
   cmd->add_flag("--perf", options.perf, "serve /perf/1.0.0 (throughput benchmarks)");
   cmd->add_flag("--print-config", print_config, "print the effective configuration and exit");
@@ -417,6 +422,7 @@ void add_agent(CLI::App& app) {
         {"listen", listen},
         {"bootstrap", bootstrap},
         {"role", roles},
+        {"sync.archives", archives},
         {"validation.endpoints", validators}};
     for (const auto& [key, values] : lists) {
       if (values.empty()) continue;
@@ -427,7 +433,8 @@ void add_agent(CLI::App& app) {
         {"data_dir", data_dir},
         {"grpc.address", grpc},
         {"validation.timeout", validation_timeout},
-        {"validation.no_validator_policy", policy}};
+        {"validation.no_validator_policy", policy},
+        {"dht.mode", dht_mode}};
     for (const auto& [key, value] : scalars) {
       if (value.empty()) continue;
       if (key == "identity.key_file" || key == "data_dir") options.ephemeral_identity = false;
@@ -435,6 +442,9 @@ void add_agent(CLI::App& app) {
     }
     for (const auto& g : gossip) {
       if (auto r = agent::apply_override(cfg, "gossip." + g); !r) return bad(r.error());
+    }
+    for (const auto& kv : settings) {
+      if (auto r = agent::apply_override(cfg, kv); !r) return bad(r.error());
     }
     if (auto r = agent::validate_config(cfg); !r) return bad(r.error());
     if (print_config) {
@@ -466,11 +476,14 @@ void add_client_commands(CLI::App& app) {
     static std::vector<std::string> topics;
     static bool json = false;
     static uint64_t count = 0;
+    static bool ordered = false;
     cmd->add_option("--agent", agent, "the agent's gRPC address");
     cmd->add_option("--topic", topics, "topic (repeatable)")->required();
     cmd->add_flag("--json", json, "one JSON object per line");
     cmd->add_option("--count", count, "exit after this many messages (0: never)");
-    cmd->callback([] { g_exit = run_sub(agent, topics, json, count); });
+    cmd->add_flag("--ordered", ordered,
+                  "per-origin seqno order; unfillable holes are reported as gap events");
+    cmd->callback([] { g_exit = run_sub(agent, topics, json, count, ordered); });
   }
   {
     auto* cmd = app.add_subcommand("devnet", "a local network of agents on loopback");
@@ -485,7 +498,8 @@ void add_client_commands(CLI::App& app) {
         [] { g_exit = run_devnet(std::max<size_t>(nodes, 1), messages, topic, !exit_after); });
   }
   {
-    auto* cmd = app.add_subcommand("status", "peer id, addresses, peers, topics, mesh and scores");
+    auto* cmd = app.add_subcommand(
+        "status", "peer id, addresses, peers, topics, mesh, scores, sync and DHT state");
     cmd->add_option("--agent", agent, "the agent's gRPC address");
     cmd->callback([] { g_exit = run_status(agent); });
   }

@@ -14,7 +14,7 @@ int exit_code();
 int run_pub(const std::string& agent, const std::string& topic,
             const std::optional<std::string>& data);
 int run_sub(const std::string& agent, const std::vector<std::string>& topics, bool json,
-            uint64_t count);
+            uint64_t count, bool ordered);
 int run_status(const std::string& agent);
 // A local network of agents (devnet.cpp).
 int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool keep_running);

@@ -66,13 +66,14 @@ void Discovery::tick() {
     topics_.erase(*it);
     it = advertised_.erase(it);
   }
-  // Look up providers of topics with fewer peers than gossipsub's D_lo.
+  // Look up providers of topics with fewer peers than gossipsub's D (so a mesh can reach D_lo
+  // with room to choose, and a healed partition reconnects its halves).
   if (dht_.bootstrapped()) {
-    size_t d_lo = gossip_.router().config().D_lo;
+    size_t d = gossip_.router().config().D;
     for (const auto& t : current) {
       auto& state = topics_[t];
       if (state.looking || now < state.next_lookup) continue;
-      if (gossip_.router().topic_peers(t).size() >= d_lo) continue;
+      if (gossip_.router().topic_peers(t).size() >= d) continue;
       state.looking = true;
       state.next_lookup = now + config_.interval;
       asio::co_spawn(host_.executor(), discover(t), asio::detached);

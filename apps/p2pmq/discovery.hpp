@@ -1,6 +1,6 @@
 #pragma once
 // The agent's use of the DHT: topic discovery (advertise under each joined topic's key, look up
-// its providers while the topic has fewer than D_lo peers, and connect to them), the archive
+// its providers while the topic has fewer than D peers, and connect to them), the archive
 // advertisement, and the connection manager that keeps the peer count within watermarks.
 #include <chrono>
 #include <map>

@@ -12,6 +12,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "pubsub/params.hpp"
 
@@ -204,6 +205,19 @@ const Names<ValidationSettings::Policy>& policies() {
       {"accept", ValidationSettings::Policy::accept}};
   return names;
 }
+const Names<DhtSettings::Mode>& dht_modes() {
+  using M = DhtSettings::Mode;
+  static const Names<M> names{{"auto", M::automatic},
+                              {"client", M::client},
+                              {"server", M::server},
+                              {"bootstrapper", M::bootstrapper}};
+  return names;
+}
+const Names<SyncSettings::Durability>& durabilities() {
+  using D = SyncSettings::Durability;
+  static const Names<D> names{{"process_crash", D::process_crash}, {"power_loss", D::power_loss}};
+  return names;
+}
 const std::vector<std::string>& log_levels() {
   static const std::vector<std::string> names{"trace", "debug",    "info", "warn",
                                               "error", "critical", "off"};
@@ -336,8 +350,12 @@ Result<D> get_duration_as(const std::string& path, const YAML::Node& n) {
   if (!d) return tl::unexpected(d.error());
   auto out = std::chrono::duration_cast<D>(*d);
   if (std::chrono::duration_cast<Duration>(out) != *d)
-    return bad_node(path,
-                    fmt::format("must be a whole number of milliseconds, got '{}'", n.Scalar()), n);
+    return bad_node(
+        path,
+        fmt::format("must be a whole number of {}, got '{}'",
+                    std::is_same_v<D, std::chrono::seconds> ? "seconds" : "milliseconds",
+                    n.Scalar()),
+        n);
   return out;
 }
 
@@ -832,6 +850,49 @@ const Fields<GrpcConfig>& grpc_fields() {
   return fields;
 }
 
+const Fields<DhtSettings>& dht_fields() {
+  using D = DhtSettings;
+  static const Fields<D> fields{
+      enum_field("mode", &D::mode, dht_modes()),
+      string_field("protocol_prefix", &D::protocol_prefix),
+      uint_field("alpha", &D::alpha),
+      uint_field("k", &D::k),
+      uint_field("beta", &D::beta),
+      duration_field("request_timeout", &D::request_timeout),
+      duration_field("query_timeout", &D::query_timeout),
+      duration_field("bootstrap_interval", &D::bootstrap_interval),
+      duration_field("discovery_interval", &D::discovery_interval),
+      bool_field("mdns", &D::mdns),
+  };
+  return fields;
+}
+
+const Fields<ConnManagerSettings>& connmgr_fields() {
+  using C = ConnManagerSettings;
+  static const Fields<C> fields{
+      uint_field("low_water", &C::low_water),
+      uint_field("high_water", &C::high_water),
+      duration_field("grace", &C::grace),
+  };
+  return fields;
+}
+
+const Fields<SyncSettings>& sync_fields() {
+  using S = SyncSettings;
+  static const Fields<S> fields{
+      multiaddr_list_field("archives", &S::archives, AddrUse::dial),
+      duration_field("gap_wait", &S::gap_wait),
+      duration_field("fetch_retry", &S::fetch_retry),
+      duration_field("gap_give_up", &S::gap_give_up),
+      duration_field("request_timeout", &S::request_timeout),
+      uint_field("retention_messages", &S::retention_messages),
+      duration_field("retention_age", &S::retention_age),
+      enum_field("durability", &S::durability, durabilities()),
+      bool_field("catch_up_on_start", &S::catch_up_on_start),
+  };
+  return fields;
+}
+
 const Fields<AgentConfig>& top_fields() {
   using A = AgentConfig;
   static const Fields<A> fields{
@@ -857,6 +918,9 @@ const Fields<AgentConfig>& top_fields() {
       topic_map("topics", &A::topics, topic_fields),
       section("validation", &A::validation, validation_fields),
       section("grpc", &A::grpc, grpc_fields),
+      section("dht", &A::dht, dht_fields),
+      section("connmgr", &A::connmgr, connmgr_fields),
+      section("sync", &A::sync, sync_fields),
       string_field("log_level", &A::log_level),
   };
   return fields;
@@ -916,6 +980,62 @@ Result<void> validate_gossip(const AgentConfig& c) {
                        c.direct_peers[i].to_string());
   // Then every rule of the router itself, on what it will be given.
   return pubsub::validate(c.router_config());
+}
+
+Result<void> validate_dht(const DhtSettings& d) {
+  const std::string& prefix = d.protocol_prefix;
+  if (!prefix.starts_with('/'))
+    return bad_value("dht.protocol_prefix", "must start with '/' (e.g. /p2pmq or /ipfs)",
+                     "'" + prefix + "'");
+  if (prefix.ends_with('/'))
+    return bad_value("dht.protocol_prefix",
+                     "must not end with '/' (the protocol id is <prefix>/kad/1.0.0)",
+                     "'" + prefix + "'");
+  const std::pair<const char*, size_t> counts[] = {
+      {"alpha", d.alpha}, {"k", d.k}, {"beta", d.beta}};
+  for (const auto& [name, value] : counts)
+    if (value == 0) return bad_value(std::string("dht.") + name, "must be >= 1", "0");
+  if (d.beta > d.k)
+    return bad_value("dht.beta", fmt::format("must be <= k ({})", d.k), fmt::format("{}", d.beta));
+  const std::pair<const char*, Ms> intervals[] = {{"request_timeout", d.request_timeout},
+                                                  {"query_timeout", d.query_timeout},
+                                                  {"bootstrap_interval", d.bootstrap_interval},
+                                                  {"discovery_interval", d.discovery_interval}};
+  for (const auto& [name, value] : intervals)
+    if (value <= Ms::zero())
+      return bad_value(std::string("dht.") + name, "must be > 0", format_duration(value));
+  if (d.query_timeout < d.request_timeout)
+    return bad_value(
+        "dht.query_timeout",
+        fmt::format("must be >= request_timeout ({})", format_duration(d.request_timeout)),
+        format_duration(d.query_timeout));
+  return {};
+}
+
+Result<void> validate_connmgr(const ConnManagerSettings& m) {
+  if (m.high_water == 0) return bad_value("connmgr.high_water", "must be >= 1", "0");
+  if (m.low_water > m.high_water)
+    return bad_value("connmgr.low_water", fmt::format("must be <= high_water ({})", m.high_water),
+                     fmt::format("{}", m.low_water));
+  return {};
+}
+
+Result<void> validate_sync(const SyncSettings& s) {
+  for (size_t i = 0; i < s.archives.size(); ++i)
+    if (!s.archives[i].p2p())
+      return bad_value(fmt::format("sync.archives[{}]", i), "must end in /p2p/<peer id>",
+                       s.archives[i].to_string());
+  const std::pair<const char*, Ms> positive[] = {{"fetch_retry", s.fetch_retry},
+                                                 {"request_timeout", s.request_timeout}};
+  for (const auto& [name, value] : positive)
+    if (value <= Ms::zero())
+      return bad_value(std::string("sync.") + name, "must be > 0", format_duration(value));
+  if (s.gap_give_up <= s.gap_wait)
+    return bad_value("sync.gap_give_up",
+                     fmt::format("must be > gap_wait ({})", format_duration(s.gap_wait)),
+                     format_duration(s.gap_give_up));
+  if (s.retention_messages == 0) return bad_value("sync.retention_messages", "must be >= 1", "0");
+  return {};
 }
 
 Result<void> validate_impl(const AgentConfig& c) {
@@ -986,6 +1106,10 @@ Result<void> validate_impl(const AgentConfig& c) {
     return bad_value("grpc.tls_client_ca", "needs grpc.tls_cert and grpc.tls_key (TLS)",
                      "'" + g.tls_client_ca + "'");
   if (g.max_listen_streams == 0) return bad_value("grpc.max_listen_streams", "must be >= 1", "0");
+
+  if (auto r = validate_dht(c.dht); !r) return r;
+  if (auto r = validate_connmgr(c.connmgr); !r) return r;
+  if (auto r = validate_sync(c.sync); !r) return r;
 
   if (std::find(log_levels().begin(), log_levels().end(), c.log_level) == log_levels().end())
     return bad_value("log_level", "expected trace, debug, info, warn, error, critical or off",

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "core/bytes.hpp"
@@ -21,6 +22,24 @@ struct AgentMessage {
   uint64_t seqno = 0;  // 0 when the message has none
   std::chrono::system_clock::time_point received;
   bool synced = false;  // arrived through sync rather than live
+};
+
+// Seqnos from..to (inclusive) of `origin` on `topic` will not be delivered: sync gave up on
+// them (v1::Gap).
+struct GapNotice {
+  std::string topic;
+  std::string origin;  // peer id text
+  uint64_t from = 0;
+  uint64_t to = 0;
+  bool operator==(const GapNotice&) const = default;
+};
+
+// What a listener receives.
+using ListenItem = std::variant<AgentMessage, GapNotice>;
+
+struct ListenOptions {
+  // Per-origin seqno order (v1::ListenRequest.ordered); what it takes is the Backend's business.
+  bool ordered = false;
 };
 
 struct PublishResult {
@@ -39,11 +58,46 @@ struct PeerStatus {
   std::string agent_version;
 };
 
+struct OriginWatermark {
+  std::string origin;  // peer id text
+  uint64_t delivered_seqno = 0;
+};
+
+struct TopicStatus {
+  std::string topic;
+  uint64_t published_seqno = 0;  // our own last seqno on the topic
+  std::vector<OriginWatermark> origins;
+  uint64_t gaps = 0;  // given up, reported as GapNotice
+  uint64_t synced_messages = 0;
+};
+
+struct ArchiveInfo {
+  std::string peer_id;
+  std::vector<std::string> addrs;
+  std::string source;  // "dht", "config" or "identify"
+};
+
+struct SyncActivity {
+  uint64_t fetches = 0;
+  uint64_t fetched_messages = 0;
+  uint64_t fetch_failures = 0;
+  uint64_t served_requests = 0;
+  uint64_t served_messages = 0;
+  bool archive_role = false;
+  uint64_t archived_messages = 0;
+};
+
 struct AgentStatus {
   std::string peer_id;
   std::vector<std::string> listen_addrs;
   std::vector<std::string> topics;
   std::vector<PeerStatus> peers;
+  std::vector<TopicStatus> topic_status;
+  std::vector<ArchiveInfo> archives;
+  SyncActivity sync;
+  std::string dht_mode;  // "client", "server", "bootstrapper"; empty without a DHT
+  uint64_t dht_table_size = 0;
+  uint64_t connected_peers = 0;
 };
 
 class Backend {
@@ -58,8 +112,10 @@ class Backend {
                        std::function<void(Result<PublishResult>)> done) = 0;
   // Every message of `topic` delivered to the agent from now on goes to `sink` (on the io
   // thread), until the returned handle is passed to remove_listener. Subscribes when unknown.
-  virtual uint64_t add_listener(const std::string& topic,
-                                std::function<void(const AgentMessage&)> sink) = 0;
+  // With options.ordered, each origin's messages come in seqno order. Every listener of the
+  // topic, ordered or not, also gets the topic's GapNotices.
+  virtual uint64_t add_listener(const std::string& topic, ListenOptions options,
+                                std::function<void(const ListenItem&)> sink) = 0;
   virtual void remove_listener(uint64_t handle) = 0;
   virtual void status(std::function<void(AgentStatus)> done) = 0;
 };

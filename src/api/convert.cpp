@@ -21,6 +21,21 @@ void to_proto(const AgentMessage& in, v1::Message& out) {
   out.set_synced(in.synced);
 }
 
+void to_proto(const GapNotice& in, v1::Gap& out) {
+  out.set_topic(in.topic);
+  out.set_origin(in.origin);
+  out.set_from_seqno(in.from);
+  out.set_to_seqno(in.to);
+}
+
+void to_proto(const ListenItem& in, v1::ListenEvent& out) {
+  if (const auto* m = std::get_if<AgentMessage>(&in)) {
+    to_proto(*m, *out.mutable_message());
+  } else {
+    to_proto(std::get<GapNotice>(in), *out.mutable_gap());
+  }
+}
+
 void to_proto(const AgentStatus& in, v1::StatusResponse& out) {
   out.set_peer_id(in.peer_id);
   for (const auto& a : in.listen_addrs) out.add_listen_addrs(a);
@@ -34,6 +49,35 @@ void to_proto(const AgentStatus& in, v1::StatusResponse& out) {
     o->set_score(p.score);
     o->set_agent_version(p.agent_version);
   }
+  for (const auto& t : in.topic_status) {
+    auto* o = out.add_topic_status();
+    o->set_topic(t.topic);
+    o->set_published_seqno(t.published_seqno);
+    for (const auto& w : t.origins) {
+      auto* ow = o->add_origins();
+      ow->set_origin(w.origin);
+      ow->set_delivered_seqno(w.delivered_seqno);
+    }
+    o->set_gaps(t.gaps);
+    o->set_synced_messages(t.synced_messages);
+  }
+  for (const auto& a : in.archives) {
+    auto* o = out.add_archives();
+    o->set_peer_id(a.peer_id);
+    for (const auto& addr : a.addrs) o->add_addrs(addr);
+    o->set_source(a.source);
+  }
+  auto* sync = out.mutable_sync();
+  sync->set_fetches(in.sync.fetches);
+  sync->set_fetched_messages(in.sync.fetched_messages);
+  sync->set_fetch_failures(in.sync.fetch_failures);
+  sync->set_served_requests(in.sync.served_requests);
+  sync->set_served_messages(in.sync.served_messages);
+  sync->set_archive_role(in.sync.archive_role);
+  sync->set_archived_messages(in.sync.archived_messages);
+  out.set_dht_mode(in.dht_mode);
+  out.set_dht_table_size(in.dht_table_size);
+  out.set_connected_peers(in.connected_peers);
 }
 
 v1::Verdict to_proto(Verdict v) {

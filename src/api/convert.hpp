@@ -9,6 +9,8 @@
 namespace p2pmq::api {
 
 void to_proto(const AgentMessage& in, v1::Message& out);
+void to_proto(const GapNotice& in, v1::Gap& out);
+void to_proto(const ListenItem& in, v1::ListenEvent& out);
 void to_proto(const AgentStatus& in, v1::StatusResponse& out);
 v1::Verdict to_proto(Verdict v);
 // VERDICT_UNSPECIFIED and unknown numbers map to ignore; `unset` tells the caller to log it.

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <variant>
 
 #include "api/convert.hpp"
 #include "p2pmq/v1/p2pmq.grpc.pb.h"
@@ -60,9 +61,11 @@ namespace {
 // the lifetime simple: nothing calls the reactor once `finished_` is set, and gRPC calls OnDone
 // only after Finish.
 //
-// Flow control: at most one write is in flight; the rest waits in `queue_`, bounded by count
-// and bytes. On overflow the oldest message is dropped and counted per topic; the counts go out
-// as Missed events before the next message.
+// Flow control: at most one write is in flight; the rest waits in `queue_`, whose messages are
+// bounded by count and bytes. On overflow the oldest message is dropped and counted per topic;
+// the counts go out as Missed events before the next message. Gap events are never dropped:
+// they do not count against the buffer, and a stream with more than `capacity` of them waiting
+// is ended with RESOURCE_EXHAUSTED instead.
 class ListenReactor;
 
 // The open Listen streams, so stop() can end them at once.
@@ -81,8 +84,8 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
   // Registers the listeners and sends the response headers once they are in place. Returns
   // the reactor for gRPC; it owns itself until OnDone.
   static ListenReactor* open(Backend& backend, ListenRegistry& registry,
-                             const std::vector<std::string>& topics, size_t capacity,
-                             size_t max_bytes) {
+                             const std::vector<std::string>& topics, ListenOptions options,
+                             size_t capacity, size_t max_bytes) {
     auto r = std::make_shared<ListenReactor>(backend, registry, capacity, max_bytes);
     r->self_ = r;
     {
@@ -91,8 +94,8 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
     }
     std::weak_ptr<ListenReactor> weak = r;
     for (const auto& t : topics) {
-      r->handles_.push_back(backend.add_listener(t, [weak](const AgentMessage& m) {
-        if (auto s = weak.lock()) s->push(m);
+      r->handles_.push_back(backend.add_listener(t, options, [weak](const ListenItem& item) {
+        if (auto s = weak.lock()) s->push(item);
       }));
     }
     {
@@ -112,8 +115,7 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
   // Ends the stream with `s` as soon as no write is in flight.
   void end(grpc::Status s) {
     std::lock_guard lock(mu_);
-    if (!end_status_) end_status_ = std::move(s);
-    if (!writing_ && !finished_) finish_locked(*end_status_);
+    end_locked(std::move(s));
   }
 
   void OnDone() override {
@@ -126,15 +128,20 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
     auto self = std::move(self_);  // may destroy this on return
   }
 
-  void push(const AgentMessage& m) {
+  void push(const ListenItem& item) {
     std::lock_guard lock(mu_);
     if (finished_ || end_status_) return;
-    queue_.push_back(m);
-    bytes_ += m.data.size();
-    while (queue_.size() > capacity_ || (bytes_ > max_bytes_ && queue_.size() > 1)) {
-      ++missed_[queue_.front().topic];
-      bytes_ -= queue_.front().data.size();
-      queue_.pop_front();
+    queue_.push_back(item);
+    if (const auto* m = std::get_if<AgentMessage>(&item)) {
+      ++messages_;
+      bytes_ += m->data.size();
+      while (messages_ > capacity_ || (bytes_ > max_bytes_ && messages_ > 1)) {
+        drop_oldest_message_locked();
+      }
+    } else if (++gaps_ > capacity_) {
+      end_locked({grpc::StatusCode::RESOURCE_EXHAUSTED,
+                  fmt::format("the client reads too slowly: {} Gap events are waiting", gaps_)});
+      return;
     }
     if (!writing_) write_next_locked();
   }
@@ -155,17 +162,35 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
     write_next_locked();
   }
 
+  static bool is_gap(const ListenItem& item) { return std::holds_alternative<GapNotice>(item); }
+
+  void drop_oldest_message_locked() {
+    auto it =
+        std::find_if(queue_.begin(), queue_.end(), [](const ListenItem& i) { return !is_gap(i); });
+    const auto& m = std::get<AgentMessage>(*it);
+    ++missed_[m.topic];
+    bytes_ -= m.data.size();
+    --messages_;
+    queue_.erase(it);
+  }
+
   void write_next_locked() {
     out_.Clear();
-    if (!missed_.empty()) {
+    // Missed goes right before the next message (gaps ahead of it go first).
+    if (!missed_.empty() && (queue_.empty() || !is_gap(queue_.front()))) {
       auto it = missed_.begin();
       auto* m = out_.mutable_missed();
       m->set_topic(it->first);
       m->set_count(it->second);
       missed_.erase(it);
     } else if (!queue_.empty()) {
-      to_proto(queue_.front(), *out_.mutable_message());
-      bytes_ -= queue_.front().data.size();
+      to_proto(queue_.front(), out_);
+      if (const auto* m = std::get_if<AgentMessage>(&queue_.front())) {
+        bytes_ -= m->data.size();
+        --messages_;
+      } else {
+        --gaps_;
+      }
       queue_.pop_front();
     } else {
       return;
@@ -174,9 +199,15 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
     StartWrite(&out_);
   }
 
+  void end_locked(grpc::Status s) {
+    if (!end_status_) end_status_ = std::move(s);
+    if (!writing_ && !finished_) finish_locked(*end_status_);
+  }
+
   void finish_locked(grpc::Status s) {
     finished_ = true;
     queue_.clear();
+    messages_ = gaps_ = bytes_ = 0;
     missed_.clear();
     Finish(std::move(s));
   }
@@ -189,8 +220,10 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
   std::shared_ptr<ListenReactor> self_;
 
   std::mutex mu_;
-  std::deque<AgentMessage> queue_;
-  size_t bytes_ = 0;
+  std::deque<ListenItem> queue_;
+  size_t messages_ = 0;  // AgentMessages in queue_
+  size_t gaps_ = 0;      // GapNotices in queue_
+  size_t bytes_ = 0;     // payload bytes in queue_
   std::map<std::string, uint64_t> missed_;
   v1::ListenEvent out_;  // the event being written; touched only by the holder of writing_
   bool writing_ = false;
@@ -297,8 +330,8 @@ class MessagingService final : public v1::Messaging::CallbackService {
           {grpc::StatusCode::RESOURCE_EXHAUSTED,
            fmt::format("{} Listen streams are open, the limit", config_.max_listen_streams)});
     }
-    return ListenReactor::open(backend_, registry_, topics, std::max<size_t>(capacity, 1),
-                               config_.max_listen_buffer_bytes);
+    return ListenReactor::open(backend_, registry_, topics, ListenOptions{req->ordered()},
+                               std::max<size_t>(capacity, 1), config_.max_listen_buffer_bytes);
   }
 
   size_t open_streams() const { return registry_.open.load(); }

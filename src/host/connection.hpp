@@ -87,6 +87,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Sends GoAway, flushes and closes.
   void close(const std::string& reason);
   bool is_open() const { return open_; }
+  bool is_closing() const { return closing_; }  // close() called: no new streams
 
   const ConnectionInfo& info() const { return info_; }
   const crypto::PeerId& remote_peer() const { return info_.remote_peer; }

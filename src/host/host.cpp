@@ -100,7 +100,7 @@ size_t Host::count(bool outbound) const {
 std::shared_ptr<Connection> Host::connection_to(const crypto::PeerId& peer) const {
   auto [begin, end] = connections_.equal_range(peer);
   for (auto it = begin; it != end; ++it)
-    if (it->second->is_open()) return it->second;
+    if (it->second->is_open() && !it->second->is_closing()) return it->second;
   return nullptr;
 }
 
@@ -108,6 +108,15 @@ std::vector<std::shared_ptr<Connection>> Host::connections() const {
   std::vector<std::shared_ptr<Connection>> out;
   for (const auto& [peer, conn] : connections_) out.push_back(conn);
   return out;
+}
+
+void Host::block(const crypto::PeerId& peer) {
+  blocked_.insert(peer);
+  disconnect(peer, "blocked");
+}
+
+void Host::unblock(const crypto::PeerId& peer) {
+  blocked_.erase(peer);
 }
 
 void Host::disconnect(const crypto::PeerId& peer, const std::string& reason) {
@@ -165,6 +174,13 @@ Task<void> Host::handle_inbound(tcp::socket socket) {
     (*conn)->close("shutting down");
     co_return;
   }
+  if (blocked_.contains((*conn)->remote_peer())) {
+    spdlog::info("refusing inbound connection from blocked peer {}",
+                 (*conn)->remote_peer().to_string());
+    (*conn)->start(nullptr, nullptr);
+    (*conn)->close("blocked");
+    co_return;
+  }
   add_connection(*conn);
 }
 
@@ -174,6 +190,8 @@ Task<Result<std::shared_ptr<Connection>>> Host::connect(const Multiaddr& addr) {
   auto peer = crypto::PeerId::from_bytes(*peer_bytes);
   if (!peer) co_return fail(Errc::invalid_input, "bad /p2p/ peer id in " + addr.to_string());
   if (*peer == peer_id_) co_return fail(Errc::invalid_input, "refusing to dial self");
+  if (blocked_.contains(*peer))
+    co_return fail(Errc::unsupported, "peer " + peer->to_string() + " is blocked");
   if (auto existing = connection_to(*peer)) co_return existing;
   if (auto it = pending_dials_.find(*peer); it != pending_dials_.end()) {
     auto pending = it->second;
@@ -303,6 +321,11 @@ Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
     (*conn)->start(nullptr, nullptr);
     (*conn)->close("shutting down");
     co_return fail(Errc::closed, "host is shutting down");
+  }
+  if (blocked_.contains((*conn)->remote_peer())) {
+    (*conn)->start(nullptr, nullptr);
+    (*conn)->close("blocked");
+    co_return fail(Errc::unsupported, "peer " + (*conn)->remote_peer().to_string() + " is blocked");
   }
   add_connection(*conn);
   co_return *conn;

@@ -75,6 +75,12 @@ class Host {
   std::shared_ptr<Connection> connection_to(const crypto::PeerId& peer) const;
   std::vector<std::shared_ptr<Connection>> connections() const;
   void disconnect(const crypto::PeerId& peer, const std::string& reason);
+  // A connection gater: a blocked peer is disconnected, never dialed, and its inbound
+  // connections are closed once the handshake names it. (Operators: ban a peer; tests: split a
+  // network.)
+  void block(const crypto::PeerId& peer);
+  void unblock(const crypto::PeerId& peer);
+  bool is_blocked(const crypto::PeerId& peer) const { return blocked_.contains(peer); }
 
   std::map<crypto::PeerId, PeerInfo>& peer_store() { return peer_store_; }
 
@@ -110,6 +116,7 @@ class Host {
   Signal all_closed_{io_.get_executor()};
   std::vector<ConnectionObserver> observers_;
   std::map<crypto::PeerId, PeerInfo> peer_store_;
+  std::set<crypto::PeerId> blocked_;
 };
 
 // Multistream-select over an open stream.

@@ -205,6 +205,7 @@ class Router {
   uint64_t heartbeat_ticks() const { return ticks_; }
   const RouterCounters& counters() const { return counters_; }
   const GossipsubConfig& config() const { return config_; }
+  MessageIdFn id_fn(const TopicId& topic) const;  // the topic's override, else the default
 
  private:
   struct PeerState {
@@ -277,7 +278,6 @@ class Router {
   bool dont_want(const PeerId& peer, const MessageId& id) const;
   double cached_score(std::map<PeerId, double>& scores, const PeerId& peer, Time now) const;
   size_t max_message_size(const TopicId& topic) const;
-  MessageIdFn id_fn(const TopicId& topic) const;
   void add_iwant_promise(const PeerId& peer, const std::vector<MessageId>& ids, Time now);
   Rpc& outgoing(const PeerId& peer);  // coalesced control for the current heartbeat
   void flush_outgoing();

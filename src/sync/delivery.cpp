@@ -190,6 +190,7 @@ DeliveryOutput DeliveryTracker::offer(pubsub::Message message, Source source, Ti
   }
   const uint64_t n = *seqno;
   Key key{message.topic, *message.from};
+  bool is_new = !streams_.contains(key);
   Stream* sp = find_or_create(key, n, now);
   if (!sp) {  // no room to track this origin: delivering beats losing it silently
     ++stats_.untracked;
@@ -198,6 +199,22 @@ DeliveryOutput DeliveryTracker::offer(pubsub::Message message, Source source, Ti
   }
   Stream& s = *sp;
   s.last_active = now;
+  if (is_new && n > 1 && config_.fetch_history) {
+    // An origin first met mid-stream: its earlier seqnos are history, fetched once and
+    // delivered as they come (out of order, never reported as a gap).
+    s.history_end = n - 1;
+    ++stats_.history_fetches;
+    out.fetches.push_back(FetchRange{key.first, key.second, 1, n - 1});
+  }
+  if (n <= s.history_end) {
+    if (s.history_done.contains(n)) {
+      ++stats_.duplicates;
+      return out;
+    }
+    s.history_done.insert(n, n);
+    emit(Deliver{std::move(message), source, n}, out);
+    return out;
+  }
   if (n <= s.delivered || s.buffer.contains(n) || s.done.contains(n)) {
     ++stats_.duplicates;
     return out;

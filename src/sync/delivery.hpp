@@ -32,6 +32,10 @@ struct DeliveryConfig {
   Duration gap_give_up = std::chrono::seconds(30);  // then reported as a gap and skipped
   size_t max_buffered = 1'000;  // per (topic, origin): reorder buffer, and out-of-order ranges
   size_t max_streams = 10'000;  // tracked (topic, origin) pairs
+  // An origin first met at seqno n > 1 (not from imported watermarks): fetch 1..n-1 once and
+  // deliver what comes, out of order and without gap events (history, not a hole). Off: that
+  // history is never delivered.
+  bool fetch_history = false;
 };
 
 struct Deliver {
@@ -79,6 +83,7 @@ struct DeliveryStats {
   uint64_t gaps_opened = 0;
   uint64_t fetches = 0;
   uint64_t gaps_given_up = 0;
+  uint64_t history_fetches = 0;
 };
 
 // Disjoint, merged, inclusive ranges of seqnos.
@@ -139,6 +144,8 @@ class DeliveryTracker {
     IntervalSet abandoned;               // ordered mode: given up, reported when reached
     std::map<uint64_t, Gap> gaps;        // from -> gap
     uint64_t acked = 0;                  // what mark_delivered covered contiguously
+    uint64_t history_end = 0;            // fetch_history: 1..history_end predate the stream
+    IntervalSet history_done;            // of those, what was delivered
     IntervalSet acked_above;
     Time last_active{};
   };

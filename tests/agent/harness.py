@@ -292,7 +292,7 @@ class ListenStream:
     open() returns once the response headers arrived (the agent registered the listener). With
     read=False the stream is opened but not read until start_reading() (a slow consumer)."""
 
-    def __init__(self, channel, topics, buffer_size=0, read=True, name="listen"):
+    def __init__(self, channel, topics, buffer_size=0, read=True, name="listen", ordered=False):
         import grpc
         pb, rpc = stubs()
         self._grpc = grpc
@@ -307,7 +307,7 @@ class ListenStream:
         if read:
             self._go.set()
         self.call = rpc.MessagingStub(channel).Listen(
-            pb.ListenRequest(topics=self.topics, buffer_size=buffer_size))
+            pb.ListenRequest(topics=self.topics, buffer_size=buffer_size, ordered=ordered))
         self._thread = threading.Thread(target=self._run, name="listen-" + name, daemon=True)
         self._thread.start()
 
@@ -320,6 +320,9 @@ class ListenStream:
                 with self._cond:
                     if ev.HasField("missed"):
                         self.events.append(("missed", ev.missed.topic, ev.missed.count))
+                    elif ev.HasField("gap"):
+                        self.events.append(("gap", ev.gap.topic, ev.gap.origin,
+                                            ev.gap.from_seqno, ev.gap.to_seqno))
                     else:
                         self.events.append(("message", ev.message))
                     self._cond.notify_all()
@@ -355,6 +358,10 @@ class ListenStream:
     def missed(self):
         with self._cond:
             return [(e[1], e[2]) for e in self.events if e[0] == "missed"]
+
+    def gaps(self):
+        with self._cond:
+            return [e[1:] for e in self.events if e[0] == "gap"]
 
     def wait_for(self, predicate, timeout=DEADLINE, what="events", context=None):
         """Waits until predicate(self) holds; fails early if the stream ended."""
@@ -453,11 +460,12 @@ class Agent:
         return self.messaging.Publish(self.pb.PublishRequest(topic=topic, data=data),
                                       timeout=timeout)
 
-    def listen(self, topics, buffer_size=0, read=True, separate=False, options=(), name=None):
+    def listen(self, topics, buffer_size=0, read=True, separate=False, options=(), name=None,
+               ordered=False):
         """A Listen stream, returned once its headers arrived (the listener is registered)."""
         ch = channel(self.grpc_address, separate=separate, options=options) \
             if separate or options else self.channel
-        s = ListenStream(ch, topics, buffer_size=buffer_size, read=read,
+        s = ListenStream(ch, topics, buffer_size=buffer_size, read=read, ordered=ordered,
                          name=name or "%s:%s" % (self.name, ",".join(topics)))
         self.procs.on_close(s.cancel)
         if ch is not self.channel:
@@ -473,6 +481,102 @@ class Agent:
             if p.peer_id == peer_id:
                 return p
         return None
+
+
+class StdioAgent:
+    """`p2pmq agent --stdio`: commands on stdin, JSON events on stdout (kept in `events`)."""
+
+    def __init__(self, procs, name, args):
+        self.name = name
+        self.grpc_address = None
+        argv = [p2pmq_bin(), "agent", "--stdio", "--grpc", "127.0.0.1:0"] + args
+        self.log = open(os.path.join(procs.dir, name + ".log"), "w", buffering=1)
+        env = dict(os.environ, P2PMQ_LOG=os.environ.get("P2PMQ_LOG", "warn"))
+        self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=self.log, env=env, start_new_session=True)
+        self.pid = self.popen.pid
+        self.addr = None
+        self.events = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        procs.on_close(self.close)
+
+    def _read(self):
+        for raw in self.popen.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.log.write(line + "\n")
+            with self.cond:
+                if line.startswith("listening ") and self.addr is None:
+                    self.addr = line.split(" ", 1)[1]
+                elif line.startswith("grpc ") and self.grpc_address is None:
+                    self.grpc_address = line.split(" ", 1)[1]
+                elif line.startswith("{"):
+                    try:
+                        self.events.append(json.loads(line))
+                    except ValueError:
+                        pass
+                self.cond.notify_all()
+
+    @property
+    def peer_id(self):
+        return self.addr.rsplit("/", 1)[1]
+
+    def send(self, line):
+        self.popen.stdin.write((line + "\n").encode())
+        self.popen.stdin.flush()
+
+    def wait_event(self, predicate, what, timeout=DEADLINE * 4, start=0):
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for i in range(start, len(self.events)):
+                    if predicate(self.events[i]):
+                        return i, self.events[i]
+                if self.popen.poll() is not None:
+                    raise AssertionError("%s exited (rc %s) waiting for %s" % (
+                        self.name, self.popen.returncode, what))
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise Timeout("%s: no %s within %.0fs" % (self.name, what, timeout))
+                self.cond.wait(min(left, 0.5))
+
+    def ask(self, command, event, timeout=DEADLINE * 4):
+        with self.cond:
+            start = len(self.events)
+        self.send(command)
+        return self.wait_event(lambda e: e.get("event") in (event, "error"), event, timeout,
+                               start)[1]
+
+    def messages(self):
+        with self.cond:
+            return [e for e in self.events if e.get("event") == "message"]
+
+    def events_of(self, kind):
+        with self.cond:
+            return [e for e in self.events if e.get("event") == kind]
+
+    def kill9(self):
+        """kill -9, as a crash: no shutdown, nothing flushed."""
+        if self.popen.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.popen.wait()
+
+    def close(self):
+        try:
+            self.popen.stdin.close()
+        except OSError:
+            pass
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.reader.join(5)
+        self.popen.stdout.close()
+        self.log.close()
 
 
 class Validator:

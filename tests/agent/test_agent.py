@@ -179,9 +179,14 @@ class ValidatorRejects(AgentTestCase):
         # below names "t" explicitly all the same. B and C score
         # "t" with the default topic parameters (P4 weight -10).
         config = "score:\n  topics:\n    t: {}\n" if harness.agent_supports("--config") else None
-        a = Agent(self.procs, "A")
-        b = Agent(self.procs, "B", bootstrap=[a], validators=[vb.address], config=config)
-        c = Agent(self.procs, "C", bootstrap=[b], validators=[vc.address], config=config)
+        # Each agent in a DHT of its own (a protocol prefix nobody else speaks): topic discovery
+        # would otherwise connect A and C and close the line.
+        own_dht = lambda n: ["--set", "dht.protocol_prefix=/line-" + n]  # noqa: E731
+        a = Agent(self.procs, "A", extra=own_dht("a"))
+        b = Agent(self.procs, "B", bootstrap=[a], validators=[vb.address], config=config,
+                  extra=own_dht("b"))
+        c = Agent(self.procs, "C", bootstrap=[b], validators=[vc.address], config=config,
+                  extra=own_dht("c"))
         la, lb, lc = (x.listen(["t"]) for x in (a, b, c))
         self.wait_mesh([a, b, c], "t")
         # The line stays a line: A and C never meet.

@@ -11,18 +11,14 @@ then every message published must reach every other subscriber of its topic exac
 The agents are driven through `--stdio` (JSON lines), which is far lighter than 50 gRPC clients.
 Every process is ended by pid when the test ends.
 """
-import json
 import os
-import subprocess
 import sys
-import threading
-import time
 import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Processes, wait_until  # noqa: E402
+from harness import Processes, StdioAgent, wait_until  # noqa: E402
 
 AGENTS = int(os.environ.get("P2PMQ_DISCOVERY_AGENTS", "50"))
 TOPICS = max(1, AGENTS // 10)  # 10 subscribers per topic
@@ -30,89 +26,6 @@ D_LO = 4  # gossip.D_lo for this test (D = 6): 9 other subscribers per topic, ro
 # Fifty processes starting on two loaded cores (and under ASan in one CI flavour).
 DEADLINE = float(os.environ.get("P2PMQ_TEST_DEADLINE", "60")) * 4
 GOSSIP = ["heartbeat_interval=300ms", "heartbeat_initial_delay=100ms", "D_lo=%d" % D_LO]
-
-
-class StdioAgent:
-    """`p2pmq agent --stdio`: commands on stdin, JSON events on stdout (kept in `events`)."""
-
-    def __init__(self, procs, name, args):
-        self.name = name
-        argv = [harness.p2pmq_bin(), "agent", "--stdio", "--grpc", "127.0.0.1:0"] + args
-        self.log = open(os.path.join(procs.dir, name + ".log"), "w", buffering=1)
-        env = dict(os.environ, P2PMQ_LOG=os.environ.get("P2PMQ_LOG", "warn"))
-        self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=self.log, env=env, start_new_session=True)
-        self.pid = self.popen.pid
-        self.addr = None
-        self.events = []
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        procs.on_close(self.close)
-
-    def _read(self):
-        for raw in self.popen.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.log.write(line + "\n")
-            with self.cond:
-                if line.startswith("listening ") and self.addr is None:
-                    self.addr = line.split(" ", 1)[1]
-                elif line.startswith("{"):
-                    try:
-                        self.events.append(json.loads(line))
-                    except ValueError:
-                        pass
-                self.cond.notify_all()
-
-    @property
-    def peer_id(self):
-        return self.addr.rsplit("/", 1)[1]
-
-    def send(self, line):
-        self.popen.stdin.write((line + "\n").encode())
-        self.popen.stdin.flush()
-
-    def wait_event(self, predicate, what, timeout=DEADLINE, start=0):
-        end = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for i in range(start, len(self.events)):
-                    if predicate(self.events[i]):
-                        return i, self.events[i]
-                if self.popen.poll() is not None:
-                    raise AssertionError("%s exited (rc %s) waiting for %s" % (
-                        self.name, self.popen.returncode, what))
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise harness.Timeout("%s: no %s within %.0fs" % (self.name, what, timeout))
-                self.cond.wait(min(left, 0.5))
-
-    def ask(self, command, event, timeout=DEADLINE):
-        with self.cond:
-            start = len(self.events)
-        self.send(command)
-        return self.wait_event(lambda e: e.get("event") in (event, "error"), event, timeout,
-                               start)[1]
-
-    def messages(self):
-        with self.cond:
-            return [e for e in self.events if e.get("event") == "message"]
-
-    def close(self):
-        try:
-            self.popen.stdin.close()
-        except OSError:
-            pass
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self.reader.join(5)
-        self.popen.stdout.close()
-        self.log.close()
 
 
 class FiftyAgents(unittest.TestCase):

@@ -419,5 +419,36 @@ TEST_F(HostTest, ShutdownClosesEveryConnection) {
   });
 }
 
+TEST_F(HostTest, BlockedPeerIsDisconnectedRefusedAndNotDialed) {
+  Node& a = make_node();
+  Node& b = make_node();
+  run([&]() -> Task<void> {
+    auto conn = co_await connect_and_ping(a, b);
+    CO_ASSERT_OK(conn);
+    a.host.block(b.host.peer_id());
+    EXPECT_TRUE(a.host.is_blocked(b.host.peer_id()));
+    EXPECT_EQ(a.host.connection_to(b.host.peer_id()), nullptr);
+    // a refuses to dial b, and closes b's inbound connection once the handshake names it.
+    auto dial = co_await a.host.connect(b.addr());
+    EXPECT_FALSE(dial);
+    // b dials a (once b saw the old connection close): a closes it after the handshake.
+    for (auto until = deadline(); Clock::now() < until;) {
+      if (!b.host.connection_to(a.host.peer_id())) break;
+      host::Signal tick(io.get_executor());
+      co_await tick.wait_until(Clock::now() + std::chrono::milliseconds(10));
+    }
+    auto inbound = co_await b.host.connect(a.addr());
+    (void)inbound;
+    bool refused =
+        co_await logs.wait_for("refusing inbound connection from blocked peer", deadline());
+    EXPECT_TRUE(refused);
+    EXPECT_EQ(a.host.connection_to(b.host.peer_id()), nullptr);
+    // Unblocked: connections work again.
+    a.host.unblock(b.host.peer_id());
+    auto back = co_await connect_and_ping(a, b);
+    EXPECT_TRUE(back.has_value());
+  });
+}
+
 }  // namespace
 }  // namespace p2pmq::test

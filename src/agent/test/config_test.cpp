@@ -61,12 +61,17 @@ TEST(AgentConfigExamples, RolesOfTheExamples) {
   EXPECT_TRUE(archive->has_role(Role::agent));
   EXPECT_EQ(archive->gossip.D_lo, 6u);  // written as Dlo
   EXPECT_EQ(archive->bootstrap.size(), 2u);
+  EXPECT_EQ(archive->sync.retention_messages, 100000u);
+  EXPECT_EQ(archive->sync.retention_age, std::chrono::hours(24 * 7));
   auto boot = load_config(kSource + "/config/bootstrapper.yaml");
   ASSERT_TRUE(boot) << boot.error().message;
   EXPECT_EQ(boot->roles, std::vector<Role>{Role::bootstrapper});
+  EXPECT_EQ(boot->dht.mode, DhtSettings::Mode::automatic);
+  EXPECT_GT(boot->connmgr.high_water, 1000u);
   auto devnet = load_config(kSource + "/config/devnet.yaml");
   ASSERT_TRUE(devnet) << devnet.error().message;
   EXPECT_EQ(devnet->gossip.heartbeat_interval, 100ms);
+  EXPECT_EQ(devnet->sync.gap_wait, 200ms);
   for (const auto& a : devnet->listen) EXPECT_THAT(a.to_string(), HasSubstr("/ip4/127.0.0.1/"));
 }
 
@@ -439,6 +444,245 @@ TEST(AgentConfigOverrides, ErrorsNameTheKey) {
   ASSERT_TRUE(apply_override(c, "gossip.Dlo", "3"));
   ASSERT_TRUE(apply_override(c, "gossip.Dout", "1"));
   EXPECT_TRUE(validate_config(c));
+}
+
+// ---- dht, connmgr, sync ----
+
+TEST(AgentConfigDhtSync, Defaults) {
+  AgentConfig c = ok("");
+  EXPECT_EQ(c.dht.mode, DhtSettings::Mode::automatic);
+  EXPECT_EQ(c.dht.protocol_prefix, "/p2pmq");
+  EXPECT_EQ(c.dht.alpha, 10u);
+  EXPECT_EQ(c.dht.k, 20u);
+  EXPECT_EQ(c.dht.beta, 20u);
+  EXPECT_EQ(c.dht.request_timeout, 10s);
+  EXPECT_EQ(c.dht.query_timeout, 60s);
+  EXPECT_EQ(c.dht.bootstrap_interval, 5min);
+  EXPECT_EQ(c.dht.discovery_interval, 10s);
+  EXPECT_FALSE(c.dht.mdns);
+  EXPECT_EQ(c.connmgr.low_water, 64u);
+  EXPECT_EQ(c.connmgr.high_water, 96u);
+  EXPECT_EQ(c.connmgr.grace, 30s);
+  EXPECT_TRUE(c.sync.archives.empty());
+  EXPECT_EQ(c.sync.gap_wait, 2s);
+  EXPECT_EQ(c.sync.fetch_retry, 5s);
+  EXPECT_EQ(c.sync.gap_give_up, 30s);
+  EXPECT_EQ(c.sync.request_timeout, 10s);
+  EXPECT_EQ(c.sync.retention_messages, 10000u);
+  EXPECT_EQ(c.sync.retention_age, 0s);
+  EXPECT_EQ(c.sync.durability, SyncSettings::Durability::process_crash);
+  EXPECT_TRUE(c.sync.catch_up_on_start);
+  std::string dumped = dump_config(c);
+  EXPECT_THAT(dumped, HasSubstr("mode: auto\n"));
+  EXPECT_THAT(dumped, HasSubstr("durability: process_crash\n"));
+}
+
+TEST(AgentConfigDhtSync, Parse) {
+  AgentConfig c = ok(std::string("dht:\n  mode: client\n  protocol_prefix: /ipfs\n  alpha: 3\n"
+                                 "  k: 16\n  beta: 4\n  request_timeout: 2s\n"
+                                 "  query_timeout: 30s\n  bootstrap_interval: 1m\n"
+                                 "  discovery_interval: 500ms\n  mdns: true\n"
+                                 "connmgr:\n  low_water: 10\n  high_water: 10\n  grace: 0\n"
+                                 "sync:\n  archives:\n    - /ip4/10.0.0.1/tcp/4001/p2p/") +
+                     kPeer + "\n    - /dns4/archive.example.org/tcp/4001/p2p/" + kPeer +
+                     "\n  gap_wait: 0\n  fetch_retry: 1s\n  gap_give_up: 1m\n"
+                     "  request_timeout: 3s\n  retention_messages: 1\n  retention_age: 1440m\n"
+                     "  durability: power_loss\n  catch_up_on_start: no\n");
+  EXPECT_EQ(c.dht.mode, DhtSettings::Mode::client);
+  EXPECT_EQ(c.dht.protocol_prefix, "/ipfs");
+  EXPECT_EQ(c.dht.alpha, 3u);
+  EXPECT_EQ(c.dht.k, 16u);
+  EXPECT_EQ(c.dht.beta, 4u);
+  EXPECT_EQ(c.dht.request_timeout, 2s);
+  EXPECT_EQ(c.dht.query_timeout, 30s);
+  EXPECT_EQ(c.dht.bootstrap_interval, 1min);
+  EXPECT_EQ(c.dht.discovery_interval, 500ms);
+  EXPECT_TRUE(c.dht.mdns);
+  EXPECT_EQ(c.connmgr.low_water, 10u);
+  EXPECT_EQ(c.connmgr.high_water, 10u);
+  EXPECT_EQ(c.connmgr.grace, 0ms);
+  ASSERT_EQ(c.sync.archives.size(), 2u);
+  EXPECT_EQ(c.sync.archives[0].to_string(), std::string("/ip4/10.0.0.1/tcp/4001/p2p/") + kPeer);
+  EXPECT_EQ(c.sync.gap_wait, 0ms);
+  EXPECT_EQ(c.sync.fetch_retry, 1s);
+  EXPECT_EQ(c.sync.gap_give_up, 1min);
+  EXPECT_EQ(c.sync.request_timeout, 3s);
+  EXPECT_EQ(c.sync.retention_messages, 1u);
+  EXPECT_EQ(c.sync.retention_age, 24h);
+  EXPECT_EQ(c.sync.durability, SyncSettings::Durability::power_loss);
+  EXPECT_FALSE(c.sync.catch_up_on_start);
+  for (auto [text, mode] : {std::pair{"auto", DhtSettings::Mode::automatic},
+                            std::pair{"server", DhtSettings::Mode::server},
+                            std::pair{"bootstrapper", DhtSettings::Mode::bootstrapper}})
+    EXPECT_EQ(ok(std::string("dht: {mode: ") + text + "}\n").dht.mode, mode) << text;
+  // A single archive may be written as a scalar.
+  EXPECT_EQ(ok(std::string("sync:\n  archives: /ip4/10.0.0.1/tcp/1/p2p/") + kPeer + "\n")
+                .sync.archives.size(),
+            1u);
+}
+
+TEST(AgentConfigDhtSync, DumpRoundTrips) {
+  AgentConfig c = ok(std::string("dht:\n  mode: bootstrapper\n  protocol_prefix: /my/net\n"
+                                 "  beta: 7\n  mdns: true\n  query_timeout: 90s\n"
+                                 "connmgr:\n  low_water: 5\n  high_water: 7\n  grace: 1500ms\n"
+                                 "sync:\n  archives: [/ip4/10.0.0.1/tcp/4001/p2p/") +
+                     kPeer +
+                     "]\n  gap_wait: 250ms\n  gap_give_up: 2m\n  retention_age: 3600s\n"
+                     "  retention_messages: 123\n  durability: power_loss\n"
+                     "  catch_up_on_start: false\n");
+  std::string dumped = dump_config(c);
+  auto again = parse_config(dumped);
+  ASSERT_TRUE(again) << again.error().message << "\n" << dumped;
+  EXPECT_EQ(dump_config(*again), dumped);
+  EXPECT_EQ(again->dht.mode, DhtSettings::Mode::bootstrapper);
+  EXPECT_EQ(again->dht.protocol_prefix, "/my/net");
+  EXPECT_EQ(again->dht.beta, 7u);
+  EXPECT_TRUE(again->dht.mdns);
+  EXPECT_EQ(again->connmgr.grace, 1500ms);
+  ASSERT_EQ(again->sync.archives.size(), 1u);
+  EXPECT_EQ(again->sync.retention_age, 1h);
+  EXPECT_EQ(again->sync.retention_messages, 123u);
+  EXPECT_EQ(again->sync.durability, SyncSettings::Durability::power_loss);
+  EXPECT_FALSE(again->sync.catch_up_on_start);
+}
+
+TEST(AgentConfigDhtSync, KeysAreListed) {
+  auto keys = config_keys();
+  for (const char* key : {"dht.mode",
+                          "dht.protocol_prefix",
+                          "dht.alpha",
+                          "dht.k",
+                          "dht.beta",
+                          "dht.request_timeout",
+                          "dht.query_timeout",
+                          "dht.bootstrap_interval",
+                          "dht.discovery_interval",
+                          "dht.mdns",
+                          "connmgr.low_water",
+                          "connmgr.high_water",
+                          "connmgr.grace",
+                          "sync.archives",
+                          "sync.gap_wait",
+                          "sync.fetch_retry",
+                          "sync.gap_give_up",
+                          "sync.request_timeout",
+                          "sync.retention_messages",
+                          "sync.retention_age",
+                          "sync.durability",
+                          "sync.catch_up_on_start"})
+    EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
+}
+
+TEST(AgentConfigDhtSync, ErrorsNameTheKey) {
+  EXPECT_EQ(error_of("dht:\n  mode: full\n"),
+            "dht.mode: expected auto, client, server or bootstrapper, got 'full' (line 2)");
+  EXPECT_EQ(error_of("dht:\n  modes: client\n"),
+            "dht.modes: unknown key (did you mean dht.mode?) (line 2)");
+  EXPECT_EQ(error_of("dht:\n  protocol_prefix: p2pmq\n"),
+            "dht.protocol_prefix: must start with '/' (e.g. /p2pmq or /ipfs), got 'p2pmq' "
+            "(line 2)");
+  EXPECT_THAT(error_of("dht:\n  protocol_prefix: /p2pmq/\n"),
+              HasSubstr("dht.protocol_prefix: must not end with '/'"));
+  EXPECT_THAT(error_of("dht:\n  protocol_prefix: /\n"),
+              HasSubstr("dht.protocol_prefix: must not end with '/'"));
+  EXPECT_EQ(error_of("dht:\n  alpha: 0\n"), "dht.alpha: must be >= 1, got 0 (line 2)");
+  EXPECT_THAT(error_of("dht:\n  k: 0\n  beta: 0\n"), HasSubstr("dht.k: must be >= 1, got 0"));
+  EXPECT_THAT(error_of("dht:\n  beta: 0\n"), HasSubstr("dht.beta: must be >= 1, got 0"));
+  EXPECT_EQ(error_of("dht:\n  k: 8\n  beta: 9\n"), "dht.beta: must be <= k (8), got 9 (line 3)");
+  EXPECT_THAT(error_of("dht:\n  k: 8\n"), HasSubstr("dht.beta: must be <= k (8), got 20"));
+  EXPECT_THAT(error_of("dht:\n  request_timeout: 0\n"),
+              HasSubstr("dht.request_timeout: must be > 0, got 0ms"));
+  EXPECT_THAT(error_of("dht:\n  query_timeout: 0\n"),
+              HasSubstr("dht.query_timeout: must be > 0, got 0ms"));
+  EXPECT_EQ(error_of("dht:\n  query_timeout: 5s\n"),
+            "dht.query_timeout: must be >= request_timeout (10s), got 5s (line 2)");
+  EXPECT_THAT(error_of("dht:\n  bootstrap_interval: 0\n"),
+              HasSubstr("dht.bootstrap_interval: must be > 0"));
+  EXPECT_THAT(error_of("dht:\n  discovery_interval: 0s\n"),
+              HasSubstr("dht.discovery_interval: must be > 0"));
+  EXPECT_THAT(error_of("dht:\n  mdns: sometimes\n"),
+              HasSubstr("dht.mdns: expected true or false, got 'sometimes'"));
+  EXPECT_THAT(error_of("dht:\n  alpha: [1]\n"),
+              HasSubstr("dht.alpha: expected a whole number, got a list"));
+
+  EXPECT_EQ(error_of("connmgr:\n  low_water: 100\n"),
+            "connmgr.low_water: must be <= high_water (96), got 100 (line 2)");
+  EXPECT_THAT(error_of("connmgr:\n  low_water: 0\n  high_water: 0\n"),
+              HasSubstr("connmgr.high_water: must be >= 1, got 0 (line 3)"));
+  EXPECT_THAT(error_of("connmgr:\n  grace: forever\n"),
+              HasSubstr("connmgr.grace: expected a duration"));
+
+  EXPECT_EQ(error_of("sync:\n  archives:\n    - /ip4/127.0.0.1/tcp/4001\n"),
+            "sync.archives[0]: must end in /p2p/<peer id>, got '/ip4/127.0.0.1/tcp/4001' "
+            "(line 3)");
+  EXPECT_THAT(error_of("sync:\n  archives: [nowhere]\n"),
+              HasSubstr("sync.archives[0]: expected a multiaddr"));
+  EXPECT_EQ(error_of("sync:\n  gap_give_up: 2s\n"),
+            "sync.gap_give_up: must be > gap_wait (2s), got 2s (line 2)");
+  EXPECT_THAT(error_of("sync:\n  gap_wait: 1m\n"),
+              HasSubstr("sync.gap_give_up: must be > gap_wait (1m), got 30s"));
+  EXPECT_THAT(error_of("sync:\n  fetch_retry: 0\n"),
+              HasSubstr("sync.fetch_retry: must be > 0, got 0ms (line 2)"));
+  EXPECT_THAT(error_of("sync:\n  request_timeout: 0\n"),
+              HasSubstr("sync.request_timeout: must be > 0"));
+  EXPECT_EQ(error_of("sync:\n  retention_messages: 0\n"),
+            "sync.retention_messages: must be >= 1, got 0 (line 2)");
+  EXPECT_EQ(error_of("sync:\n  retention_age: 1500ms\n"),
+            "sync.retention_age: must be a whole number of seconds, got '1500ms' (line 2)");
+  EXPECT_THAT(error_of("sync:\n  durability: disk\n"),
+              HasSubstr("sync.durability: expected process_crash or power_loss, got 'disk'"));
+  EXPECT_THAT(error_of("sync:\n  catch_up_on_start: 1\n"),
+              HasSubstr("sync.catch_up_on_start: expected true or false"));
+  EXPECT_THAT(error_of("sync:\n  retention: 5\n"), HasSubstr("sync.retention: unknown key"));
+}
+
+TEST(AgentConfigDhtSync, Overrides) {
+  AgentConfig c;
+  ASSERT_TRUE(apply_override(c, "dht.mode=client"));
+  ASSERT_TRUE(apply_override(c, "dht.protocol_prefix", "/ipfs"));
+  ASSERT_TRUE(apply_override(c, "dht.mdns=true"));
+  ASSERT_TRUE(apply_override(c, "dht.k=30"));
+  ASSERT_TRUE(apply_override(c, "connmgr.high_water=200"));
+  ASSERT_TRUE(apply_override(c, "connmgr.grace=1m"));
+  ASSERT_TRUE(apply_override(c, std::string("sync.archives=/ip4/192.0.2.1/tcp/4001/p2p/") + kPeer));
+  ASSERT_TRUE(apply_override(c, "sync.durability", "power_loss"));
+  ASSERT_TRUE(apply_override(c, "sync.retention_age=60s"));
+  ASSERT_TRUE(apply_override(c, "sync.catch_up_on_start=false"));
+  ASSERT_TRUE(validate_config(c));
+  EXPECT_EQ(c.dht.mode, DhtSettings::Mode::client);
+  EXPECT_EQ(c.dht.protocol_prefix, "/ipfs");
+  EXPECT_TRUE(c.dht.mdns);
+  EXPECT_EQ(c.dht.k, 30u);
+  EXPECT_EQ(c.connmgr.high_water, 200u);
+  EXPECT_EQ(c.connmgr.grace, 1min);
+  ASSERT_EQ(c.sync.archives.size(), 1u);
+  EXPECT_EQ(c.sync.archives[0].to_string(), std::string("/ip4/192.0.2.1/tcp/4001/p2p/") + kPeer);
+  EXPECT_EQ(c.sync.durability, SyncSettings::Durability::power_loss);
+  EXPECT_EQ(c.sync.retention_age, 1min);
+  EXPECT_FALSE(c.sync.catch_up_on_start);
+  // Several archives: one value each; the list replaces the previous one.
+  ASSERT_TRUE(apply_override(
+      c, "sync.archives",
+      std::vector<std::string>{std::string("/ip4/192.0.2.2/tcp/4001/p2p/") + kPeer,
+                               std::string("/ip6/2001:db8::1/tcp/4001/p2p/") + kPeer}));
+  EXPECT_EQ(c.sync.archives.size(), 2u);
+
+  auto r = apply_override(c, "dht.mode=leech");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message,
+            "dht.mode: expected auto, client, server or bootstrapper, got 'leech'");
+  r = apply_override(c, "sync.archives=/ip4/1.2.3.4/tcp/1");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message,
+            "sync.archives: must end in /p2p/<peer id>, got '/ip4/1.2.3.4/tcp/1'");
+  r = apply_override(c, "conmgr.low_water=1");
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("conmgr: unknown key (did you mean connmgr?)"));
+  // Consistency is checked once all overrides are in.
+  ASSERT_TRUE(apply_override(c, "connmgr.low_water=500"));
+  auto v = validate_config(c);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().message, "connmgr.low_water: must be <= high_water (200), got 500");
 }
 
 // ---- Mapping onto the runtime configs ----

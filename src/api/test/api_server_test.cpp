@@ -71,11 +71,13 @@ class ApiServerTest : public ::testing::Test {
     grpc::ClientContext ctx;
     std::unique_ptr<grpc::ClientReader<v1::ListenEvent>> reader;
   };
-  std::unique_ptr<Listener> listen(std::vector<std::string> topics, uint32_t buffer = 0) {
+  std::unique_ptr<Listener> listen(std::vector<std::string> topics, uint32_t buffer = 0,
+                                   bool ordered = false) {
     auto l = std::make_unique<Listener>();
     v1::ListenRequest req;
     for (auto& t : topics) req.add_topics(t);
     req.set_buffer_size(buffer);
+    req.set_ordered(ordered);
     l->reader = messaging_->Listen(&l->ctx, req);
     l->reader->WaitForInitialMetadata();
     return l;
@@ -229,6 +231,116 @@ TEST_F(ApiServerTest, SlowListenerDoesNotDelayOthersAndLearnsWhatItMissed) {
   EXPECT_EQ(last_seqno, static_cast<uint64_t>(kCount));  // the newest are kept
 }
 
+AgentMessage message_of(const std::string& topic, uint64_t seqno, std::string data = "x") {
+  AgentMessage m;
+  m.topic = topic;
+  m.seqno = seqno;
+  m.id = to_bytes(topic + "/" + std::to_string(seqno));
+  m.data = to_bytes(data);
+  m.origin = "12D3KooWOther";
+  m.received = std::chrono::system_clock::now();
+  return m;
+}
+
+TEST_F(ApiServerTest, ListenPassesOrderedThrough) {
+  start();
+  auto plain = listen({"a"});
+  auto ordered = listen({"a", "b"}, 0, true);
+  EXPECT_EQ(backend_.listeners("a"), 2u);
+  EXPECT_EQ(backend_.ordered_listeners("a"), 1u);
+  EXPECT_EQ(backend_.ordered_listeners("b"), 1u);
+  ASSERT_TRUE(publish("b", "hello").ok());
+  v1::ListenEvent ev;
+  ASSERT_TRUE(ordered->reader->Read(&ev));
+  ASSERT_TRUE(ev.has_message());
+  EXPECT_EQ(ev.message().data(), "hello");
+}
+
+TEST_F(ApiServerTest, GapEventsReachEveryListenerInPlace) {
+  start();
+  std::vector<std::unique_ptr<Listener>> ls;
+  ls.push_back(listen({"t"}));
+  ls.push_back(listen({"t", "u"}, 0, true));
+  auto other_topic = listen({"u"});
+  backend_.deliver(message_of("t", 1, "one"));
+  backend_.deliver_gap(GapNotice{"t", "12D3KooWOther", 2, 4});
+  backend_.deliver(message_of("t", 5, "five"));
+  backend_.deliver(message_of("u", 1, "u-one"));
+
+  for (size_t n = 0; n < ls.size(); ++n) {
+    v1::ListenEvent ev;
+    ASSERT_TRUE(ls[n]->reader->Read(&ev));
+    ASSERT_TRUE(ev.has_message()) << n;
+    EXPECT_EQ(ev.message().seqno(), 1u);
+    ASSERT_TRUE(ls[n]->reader->Read(&ev));
+    ASSERT_TRUE(ev.has_gap()) << n;
+    EXPECT_EQ(ev.gap().topic(), "t");
+    EXPECT_EQ(ev.gap().origin(), "12D3KooWOther");
+    EXPECT_EQ(ev.gap().from_seqno(), 2u);
+    EXPECT_EQ(ev.gap().to_seqno(), 4u);
+    ASSERT_TRUE(ls[n]->reader->Read(&ev));
+    ASSERT_TRUE(ev.has_message()) << n;
+    EXPECT_EQ(ev.message().seqno(), 5u);
+    EXPECT_EQ(ev.message().data(), "five");
+  }
+  // A listener of another topic sees no gap of "t".
+  v1::ListenEvent ev;
+  ASSERT_TRUE(other_topic->reader->Read(&ev));
+  ASSERT_TRUE(ev.has_message());
+  EXPECT_EQ(ev.message().data(), "u-one");
+}
+
+TEST_F(ApiServerTest, SlowListenerKeepsEveryGap) {
+  start();
+  auto slow = listen({"t"}, 8);
+  // Enough bytes to block the unread stream's writes many times over, with a gap every 100.
+  constexpr uint64_t kCount = 400, kEvery = 100;
+  const std::string payload(16 * 1024, 'x');
+  for (uint64_t i = 1; i <= kCount; ++i) {
+    backend_.deliver(message_of("t", i, payload));
+    if (i % kEvery == 0)
+      backend_.deliver_gap(GapNotice{"t", "12D3KooWOther", 10'000 + i, 10'000 + i});
+  }
+  uint64_t delivered = 0, missed = 0, last_seqno = 0;
+  std::vector<uint64_t> gaps;
+  v1::ListenEvent ev;
+  while (gaps.size() < kCount / kEvery && slow->reader->Read(&ev)) {
+    if (ev.has_missed()) {
+      missed += ev.missed().count();
+    } else if (ev.has_gap()) {
+      // In place: after every delivered message published before it.
+      EXPECT_LE(last_seqno, ev.gap().from_seqno() - 10'000);
+      gaps.push_back(ev.gap().from_seqno() - 10'000);
+    } else {
+      ASSERT_TRUE(ev.has_message());
+      EXPECT_GT(ev.message().seqno(), last_seqno);
+      if (!gaps.empty()) {
+        EXPECT_GT(ev.message().seqno(), gaps.back());
+      }
+      last_seqno = ev.message().seqno();
+      ++delivered;
+    }
+  }
+  EXPECT_EQ(gaps, (std::vector<uint64_t>{100, 200, 300, 400}));
+  EXPECT_GT(missed, 0u);
+  EXPECT_EQ(delivered + missed, kCount);
+}
+
+TEST_F(ApiServerTest, TooManyWaitingGapsEndTheStream) {
+  start();
+  auto slow = listen({"t"}, 2);
+  // Block the unread stream's writes, then queue more gaps than its buffer size.
+  const std::string payload(16 * 1024, 'x');
+  for (uint64_t i = 1; i <= 800; ++i) backend_.deliver(message_of("t", i, payload));
+  for (uint64_t i = 1; i <= 3; ++i) backend_.deliver_gap(GapNotice{"t", "12D3KooWOther", i, i});
+  v1::ListenEvent ev;
+  while (slow->reader->Read(&ev)) {
+  }
+  auto s = slow->reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_TRUE(eventually([&] { return backend_.listeners() == 0; }));
+}
+
 TEST_F(ApiServerTest, SubscribeAndUnsubscribeAreIdempotent) {
   start();
   EXPECT_TRUE(subscribe("a").ok());
@@ -314,6 +426,68 @@ TEST_F(ApiServerTest, StatusDescribesTheAgent) {
   EXPECT_EQ(resp.peers(0).mesh_topics(0), "t");
   EXPECT_DOUBLE_EQ(resp.peers(0).score(), 1.5);
   EXPECT_EQ(resp.peers(0).agent_version(), "p2pmq/test");
+  EXPECT_EQ(resp.connected_peers(), 1u);
+  // Fields a backend leaves alone are empty.
+  EXPECT_EQ(resp.topic_status_size(), 0);
+  EXPECT_EQ(resp.archives_size(), 0);
+  EXPECT_EQ(resp.sync().fetches(), 0u);
+  EXPECT_FALSE(resp.sync().archive_role());
+  EXPECT_EQ(resp.dht_mode(), "");
+}
+
+TEST_F(ApiServerTest, StatusCarriesSyncAndDhtState) {
+  start();
+  backend_.set_status_extender([](AgentStatus& s) {
+    TopicStatus t;
+    t.topic = "t";
+    t.published_seqno = 42;
+    t.origins = {{"12D3KooWA", 7}, {"12D3KooWB", 1ull << 40}};
+    t.gaps = 3;
+    t.synced_messages = 11;
+    s.topic_status.push_back(t);
+    s.topic_status.push_back(TopicStatus{"empty", 0, {}, 0, 0});
+    s.archives.push_back({"12D3KooWArchive", {"/ip4/10.0.0.1/tcp/4001", "/dns4/a/tcp/1"}, "dht"});
+    s.archives.push_back({"12D3KooWStatic", {}, "config"});
+    s.sync = SyncActivity{1, 2, 3, 4, 5, true, 6};
+    s.dht_mode = "server";
+    s.dht_table_size = 17;
+    s.connected_peers = 9;
+  });
+  grpc::ClientContext ctx;
+  ctx.set_deadline(deadline());
+  v1::StatusResponse resp;
+  ASSERT_TRUE(admin_->Status(&ctx, v1::StatusRequest(), &resp).ok());
+  EXPECT_EQ(resp.peer_id(), "12D3KooWSelf");
+  ASSERT_EQ(resp.topic_status_size(), 2);
+  const auto& t = resp.topic_status(0);
+  EXPECT_EQ(t.topic(), "t");
+  EXPECT_EQ(t.published_seqno(), 42u);
+  ASSERT_EQ(t.origins_size(), 2);
+  EXPECT_EQ(t.origins(0).origin(), "12D3KooWA");
+  EXPECT_EQ(t.origins(0).delivered_seqno(), 7u);
+  EXPECT_EQ(t.origins(1).origin(), "12D3KooWB");
+  EXPECT_EQ(t.origins(1).delivered_seqno(), 1ull << 40);
+  EXPECT_EQ(t.gaps(), 3u);
+  EXPECT_EQ(t.synced_messages(), 11u);
+  EXPECT_EQ(resp.topic_status(1).topic(), "empty");
+  EXPECT_EQ(resp.topic_status(1).origins_size(), 0);
+  ASSERT_EQ(resp.archives_size(), 2);
+  EXPECT_EQ(resp.archives(0).peer_id(), "12D3KooWArchive");
+  ASSERT_EQ(resp.archives(0).addrs_size(), 2);
+  EXPECT_EQ(resp.archives(0).addrs(1), "/dns4/a/tcp/1");
+  EXPECT_EQ(resp.archives(0).source(), "dht");
+  EXPECT_EQ(resp.archives(1).source(), "config");
+  EXPECT_EQ(resp.archives(1).addrs_size(), 0);
+  EXPECT_EQ(resp.sync().fetches(), 1u);
+  EXPECT_EQ(resp.sync().fetched_messages(), 2u);
+  EXPECT_EQ(resp.sync().fetch_failures(), 3u);
+  EXPECT_EQ(resp.sync().served_requests(), 4u);
+  EXPECT_EQ(resp.sync().served_messages(), 5u);
+  EXPECT_TRUE(resp.sync().archive_role());
+  EXPECT_EQ(resp.sync().archived_messages(), 6u);
+  EXPECT_EQ(resp.dht_mode(), "server");
+  EXPECT_EQ(resp.dht_table_size(), 17u);
+  EXPECT_EQ(resp.connected_peers(), 9u);
 }
 
 TEST_F(ApiServerTest, HealthIsServing) {

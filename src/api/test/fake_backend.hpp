@@ -62,12 +62,12 @@ class FakeBackend final : public Backend {
       done(PublishResult{m.id, m.seqno});
     });
   }
-  uint64_t add_listener(const std::string& topic,
-                        std::function<void(const AgentMessage&)> sink) override {
+  uint64_t add_listener(const std::string& topic, ListenOptions options,
+                        std::function<void(const ListenItem&)> sink) override {
     uint64_t h = next_handle_++;
-    post([this, h, topic, sink = std::move(sink)] {
+    post([this, h, topic, options, sink = std::move(sink)] {
       topics_.insert(topic);
-      listeners_[h] = {topic, sink};
+      listeners_[h] = {topic, options, sink};
     });
     return h;
   }
@@ -88,6 +88,8 @@ class FakeBackend final : public Backend {
       p.score = 1.5;
       p.agent_version = "p2pmq/test";
       s.peers.push_back(p);
+      s.connected_peers = 1;
+      if (extend_status_) extend_status_(s);
       done(std::move(s));
     });
   }
@@ -96,12 +98,33 @@ class FakeBackend final : public Backend {
   void deliver(AgentMessage m) {
     run_sync([&] { deliver_on_io(m); });
   }
+  // To every listener of the topic, ordered or not.
+  void deliver_gap(GapNotice g) {
+    run_sync([&] {
+      ListenItem item = g;
+      for (auto& [_, l] : listeners_) {
+        if (l.topic == g.topic) l.sink(item);
+      }
+    });
+  }
   size_t listeners(const std::string& topic) {
     return run_sync([&] {
       size_t n = 0;
-      for (auto& [_, l] : listeners_) n += l.first == topic;
+      for (auto& [_, l] : listeners_) n += l.topic == topic;
       return n;
     });
+  }
+  // Listeners of `topic` that asked for ordered delivery.
+  size_t ordered_listeners(const std::string& topic) {
+    return run_sync([&] {
+      size_t n = 0;
+      for (auto& [_, l] : listeners_) n += l.topic == topic && l.options.ordered;
+      return n;
+    });
+  }
+  // Runs on the io thread on every status() before it is returned.
+  void set_status_extender(std::function<void(AgentStatus&)> f) {
+    run_sync([&] { extend_status_ = std::move(f); });
   }
   size_t listeners() {
     return run_sync([&] { return listeners_.size(); });
@@ -118,8 +141,9 @@ class FakeBackend final : public Backend {
 
  private:
   void deliver_on_io(const AgentMessage& m) {
+    ListenItem item = m;
     for (auto& [_, l] : listeners_) {
-      if (l.first == m.topic) l.second(m);
+      if (l.topic == m.topic) l.sink(item);
     }
   }
 
@@ -159,7 +183,13 @@ class FakeBackend final : public Backend {
   std::atomic<uint64_t> next_handle_{1};
   // io-thread state
   std::set<std::string> topics_;
-  std::map<uint64_t, std::pair<std::string, std::function<void(const AgentMessage&)>>> listeners_;
+  struct Listener {
+    std::string topic;
+    ListenOptions options;
+    std::function<void(const ListenItem&)> sink;
+  };
+  std::map<uint64_t, Listener> listeners_;
+  std::function<void(AgentStatus&)> extend_status_;
   std::map<std::string, uint64_t> seqnos_;
   int subscribe_calls_ = 0;
   bool fail_publish_ = false;

@@ -198,6 +198,25 @@ TEST(Delivery, FirstSightIsNotAGap) {
   EXPECT_EQ(d.export_watermarks(), (std::vector<WatermarkEntry>{{kTopic, kA, 100}}));
 }
 
+TEST(Delivery, HistoryOfAnOriginMetMidStreamIsFetchedOnceAndNeverAGap) {
+  auto config = ordered_config();
+  config.fetch_history = true;
+  DeliveryTracker d(config);
+  auto first = d.offer(msg(3), Source::live, t0);
+  EXPECT_EQ(events(first), "3");
+  EXPECT_EQ(first.fetches, (std::vector<FetchRange>{{kTopic, kA, 1, 2}}));
+  EXPECT_EQ(events(d.offer(msg(4), Source::live, t0)), "4");
+  // The history arrives later, out of order, each seqno once.
+  EXPECT_EQ(events(d.offer(msg(2), Source::synced, t0 + 1s)), "2");
+  EXPECT_EQ(events(d.offer(msg(2), Source::synced, t0 + 1s)), "");
+  EXPECT_EQ(events(d.offer(msg(1), Source::synced, t0 + 1s)), "1");
+  EXPECT_FALSE(d.next_deadline());  // nothing pending: history is never a gap
+  EXPECT_EQ(events(d.on_timer(t0 + 1h)), "");
+  // A second origin met at 1 has no history; an imported one neither.
+  EXPECT_TRUE(d.offer(msg(1, kB), Source::live, t0).fetches.empty());
+  EXPECT_EQ(d.stats().history_fetches, 1u);
+}
+
 TEST(Delivery, UntrackedWithoutOriginOrSeqno) {
   DeliveryTracker d;
   pubsub::Message m;
