@@ -9,8 +9,9 @@
 pub prints "published id=HEX seqno=N". listen prints "listening" once the agent has registered
 the stream (publishing after that line is seen by it), then one line per event:
 "message TOPIC SEQNO ORIGIN DATA" (DATA as UTF-8, undecodable bytes replaced) or
-"missed TOPIC COUNT" when the stream was too slow and the agent dropped messages; it exits after
-N messages (0: never).
+"missed TOPIC COUNT" when the stream was too slow and the agent dropped messages, or
+"gap TOPIC ORIGIN FROM-TO" for seqnos no archive could supply; it exits after N messages
+(0: never).
 """
 import argparse
 import sys
@@ -56,6 +57,11 @@ def main():
             for ev in call:
                 if ev.HasField("missed"):
                     print("missed %s %d" % (ev.missed.topic, ev.missed.count), flush=True)
+                    continue
+                if ev.HasField("gap"):  # seqnos of an origin that could not be recovered
+                    g = ev.gap
+                    print("gap %s %s %d-%d" % (g.topic, g.origin, g.from_seqno, g.to_seqno),
+                          flush=True)
                     continue
                 m = ev.message
                 print("message %s %d %s %s" % (m.topic, m.seqno, m.origin or "-",

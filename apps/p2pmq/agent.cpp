@@ -120,7 +120,10 @@ class StdioControl {
     } else if (cmd == "peers") {
       std::vector<std::string> peers;
       for (const auto& p : gossip_.router().peers()) peers.push_back(p.to_string());
-      emit({{"event", "peers"}, {"peers", peers}});
+      emit({{"event", "peers"},
+            {"peers", peers},
+            {"connections", host_.connections().size()},
+            {"trimmed", discovery_.stats().trimmed}});
     } else if (cmd == "mesh" && !arg.empty()) {
       std::vector<std::string> peers;
       for (const auto& p : gossip_.router().mesh(arg)) peers.push_back(p.to_string());

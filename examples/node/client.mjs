@@ -7,8 +7,8 @@
 //
 // pub prints "published id=HEX seqno=N". listen prints "listening" once the agent has registered
 // the stream (what is published after that line reaches it), then one line per event:
-// "message TOPIC SEQNO ORIGIN DATA" or "missed TOPIC COUNT"; it exits after N messages
-// (0: never).
+// "message TOPIC SEQNO ORIGIN DATA", "missed TOPIC COUNT" or "gap TOPIC ORIGIN FROM-TO"; it exits
+// after N messages (0: never).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -86,6 +86,10 @@ function main() {
       if (done) return;
       if (ev.event === 'missed') {
         console.log(`missed ${ev.missed.topic} ${ev.missed.count}`);
+        return;
+      }
+      if (ev.event === 'gap') { // seqnos of an origin that could not be recovered
+        console.log(`gap ${ev.gap.topic} ${ev.gap.origin} ${ev.gap.from_seqno}-${ev.gap.to_seqno}`);
         return;
       }
       const m = ev.message;

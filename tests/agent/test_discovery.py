@@ -93,6 +93,44 @@ class FiftyAgents(unittest.TestCase):
                 self.assertEqual(m["topic"], topic)
 
 
+class ConnectionManager(unittest.TestCase):
+    """Above connmgr.high_water the hub closes connections down to low_water, keeping its mesh
+    peers: eight peers connect to it, two of them share its topic."""
+
+    def setUp(self):
+        self.procs = Processes(self.__class__.__name__)
+        self.addCleanup(self.procs.close, keep_logs=False)
+
+    def start(self, name, args):
+        a = StdioAgent(self.procs, name, args)
+        wait_until(lambda: a.addr, what=name + " listening", timeout=DEADLINE)
+        return a
+
+    def test_trims_to_low_water_and_keeps_mesh_peers(self):
+        gossip = sum((["--gossip", g] for g in GOSSIP[:2]), [])
+        hub = self.start("hub", gossip + ["--topic", "t", "--set", "connmgr.low_water=3",
+                                          "--set", "connmgr.high_water=4",
+                                          "--set", "connmgr.grace=0s"])
+        via = ["--bootstrap", hub.addr]
+        mesh = [self.start("mesh%d" % i, via + gossip + ["--topic", "t"]) for i in range(2)]
+        others = [self.start("other%d" % i, via + gossip + ["--topic", "u"]) for i in range(6)]
+
+        def mesh_ids():
+            return set(hub.ask("mesh t", "mesh")["peers"])
+        wanted = {m.peer_id for m in mesh}
+        wait_until(lambda: wanted <= mesh_ids(), what="the hub's mesh with both topic peers",
+                   timeout=DEADLINE)
+
+        def trimmed():
+            r = hub.ask("peers", "peers")
+            peers = set(r["peers"])
+            return (r["trimmed"] >= 1 and len(peers) <= 4 and wanted <= peers
+                    and wanted <= mesh_ids())
+        wait_until(trimmed, what="the hub at or below high_water with its mesh peers kept",
+                   timeout=DEADLINE, interval=0.5)
+        self.assertTrue(all(o.popen.poll() is None for o in others))
+
+
 if __name__ == "__main__":
     if os.environ.get("P2PMQ_BIN", None) == "":
         print("SKIP: P2PMQ_BIN is empty (no p2pmq target in this build)")
