@@ -1097,7 +1097,8 @@ Result<void> validate_impl(const AgentConfig& c) {
     return bad_value("validation.timeout", "must be > 0", format_duration(c.validation.timeout));
 
   const auto& g = c.grpc;
-  if (auto why = bad_endpoint(g.address, true))
+  // "off": no gRPC API at all (scripts driving the agent through --stdio).
+  if (auto why = g.address == "off" ? std::nullopt : bad_endpoint(g.address, true))
     return bad_value("grpc.address", *why, "'" + g.address + "'");
   if (g.tls_cert.empty() != g.tls_key.empty())
     return g.tls_cert.empty() ? bad_value("grpc.tls_cert", "required with grpc.tls_key", "''")
