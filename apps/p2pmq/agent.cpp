@@ -398,6 +398,16 @@ int run_agent(AgentOptions options) {
                                          std::function<void(pubsub::Verdict)> done) {
       validate_externally(d, true, std::move(done));
     };
+  if (archive) {
+    // put() applies retention to the topic it writes; age also expires topics nobody writes.
+    sh.prune = [&syncer, &archive] {
+      auto* store = archive.get();
+      syncer.with_archive([store](sync::Archive&) {
+        if (auto r = store->prune(sync::WallClock::now()); !r)
+          spdlog::error("sync: archive retention: {}", r.error().to_string());
+      });
+    };
+  }
   std::vector<sync::WatermarkEntry> watermarks;
   if (state) {
     sh.save_watermarks = [&state](const std::vector<sync::WatermarkEntry>& entries) {

@@ -142,7 +142,8 @@ int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool kee
   std::string dir = ::mkdtemp(dir_template) ? dir_template : "/tmp";
 
   std::vector<Child> children;
-  auto bootstrap = spawn_agent(self, "bootstrap", {"--role", "bootstrapper"}, dir + "/bootstrap.log");
+  auto bootstrap =
+      spawn_agent(self, "bootstrap", {"--role", "bootstrapper"}, dir + "/bootstrap.log");
   if (!bootstrap) {
     std::cerr << "error: devnet: " << bootstrap.error().message << std::endl;
     return 1;

@@ -304,6 +304,10 @@ void SyncAgent::tick() {
     if (gained) catch_up(topic);
   }
   if (dirty_ && now >= next_flush_) flush();
+  if (hooks_.prune && now >= next_prune_) {
+    if (next_prune_ != host::Clock::time_point{}) hooks_.prune();
+    next_prune_ = now + config_.prune_interval;
+  }
 }
 
 void SyncAgent::flush() {

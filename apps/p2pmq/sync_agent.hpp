@@ -35,6 +35,7 @@ struct SyncAgentConfig {
   bool catch_up = true;                          // on new topic peers, first listeners, start-up
   std::chrono::milliseconds settle{500};         // a catch-up waits this long after its trigger
   std::chrono::milliseconds dht_refresh{30000};  // archive providers looked up again after
+  std::chrono::milliseconds prune_interval{60000};
 };
 
 struct SyncAgentStats {
@@ -58,6 +59,8 @@ class SyncAgent {
         validate;
     // Persist watermarks (changed entries; called at most once per flush interval).
     std::function<void(const std::vector<sync::WatermarkEntry>&)> save_watermarks;
+    // Archive role: apply retention (age) to every topic; called every prune_interval.
+    std::function<void()> prune;
   };
 
   SyncAgent(host::Host& host, pubsub::GossipsubService& gossip, sync::SyncService& sync,
@@ -117,6 +120,7 @@ class SyncAgent {
   std::map<std::string, TopicState> topics_;
   bool dirty_ = false;
   host::Clock::time_point next_flush_{};
+  host::Clock::time_point next_prune_{};
   bool running_ = false;
   host::Signal wake_;
   SyncAgentStats stats_;
