@@ -269,10 +269,10 @@ int run_agent(AgentOptions options) {
   pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds);
   AgentBackend backend(node, gossip);
 
-  // Persisted state: the publish counters, delivered watermarks and subscriptions (none for an
-  // ephemeral agent, which has no data dir).
+  // Persisted state: the publish counters, delivered watermarks and subscriptions (only with a
+  // data dir chosen by --config or --data-dir).
   std::unique_ptr<agent::StateStore> state;
-  if (!options.ephemeral_identity) {
+  if (options.persistent_state) {
     auto opened =
         agent::StateStore::open(cfg.data_dir + "/state",
                                 cfg.sync.durability == agent::SyncSettings::Durability::power_loss);
@@ -334,6 +334,15 @@ int run_agent(AgentOptions options) {
 
   // Sync: the archive (archive role), /p2pmq/sync/1.0.0, and the delivery tracker every message
   // goes through on its way to the listeners.
+  // Without a data dir the archive is scratch space, removed at exit (after the store closes:
+  // declared first, destroyed last).
+  struct ScratchDir {
+    std::string path;
+    ~ScratchDir() {
+      std::error_code ec;
+      if (!path.empty()) std::filesystem::remove_all(path, ec);
+    }
+  } scratch;
   std::unique_ptr<sync::ArchiveStore> archive;
   if (cfg.has_role(agent::Role::archive)) {
     sync::ArchiveOptions ao;
@@ -342,10 +351,11 @@ int run_agent(AgentOptions options) {
                         : sync::Durability::process_crash;
     ao.retention.max_messages = cfg.sync.retention_messages;
     ao.retention.max_age = cfg.sync.retention_age;
-    std::string path = options.ephemeral_identity
+    std::string path = !options.persistent_state
                            ? std::filesystem::temp_directory_path().string() + "/p2pmq-archive-" +
                                  node.peer_id().to_string()
                            : cfg.data_dir + "/archive";
+    if (!options.persistent_state) scratch.path = path;
     auto opened = sync::ArchiveStore::open(path, ao);
     if (!opened) {
       std::cerr << "error: archive " << path << ": " << opened.error().message << std::endl;

@@ -12,6 +12,9 @@ struct AgentOptions {
   agent::AgentConfig config;
   // Without a data dir (no --config, --data-dir or --key) the identity is fresh each run.
   bool ephemeral_identity = false;
+  // State (seqno counters, watermarks, subscriptions, archive) lives in the data dir only when
+  // one was chosen (--config or --data-dir): `--key` alone keeps an identity, not a data dir.
+  bool persistent_state = false;
   std::vector<std::string> topics = {};  // joined at start
   bool echo = false;
   bool perf = false;

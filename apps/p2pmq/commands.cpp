@@ -452,6 +452,7 @@ void add_agent(CLI::App& app) {
       g_exit = 0;
       return;
     }
+    options.persistent_state = !config_path.empty() || !data_dir.empty();
     options.config = std::move(cfg);
     options.agent_version = agent_version();
     options.log_level_from_cli = cmd->get_parent()->get_option("--log-level")->count() > 0 ||

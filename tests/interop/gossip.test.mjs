@@ -15,12 +15,11 @@
 import './polyfill.mjs'
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { NODE, PEER_JS, cppBin, start, stopAll } from './lib.mjs'
+import { NODE, PEER_JS, cppAgentSupport, start, stopAll } from './lib.mjs'
 import { p2pmqMsgIdFromParts, toHex } from './msgid.mjs'
 
 const TOPIC = 'p2pmq/interop/gossip'
@@ -37,21 +36,7 @@ const STABLE_NO_MESH_MS = 3_000
 after(stopAll)
 
 // ---- which kinds can run --------------------------------------------------------
-function cppGossipSupport () {
-  const { bin, reason } = cppBin()
-  if (bin == null) return { bin: null, reason }
-  let help = ''
-  try {
-    help = execFileSync(bin, ['agent', '--help'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] })
-  } catch (err) {
-    help = `${err.stdout ?? ''}${err.stderr ?? ''}`
-  }
-  for (const flag of ['--stdio', '--topic', '--bootstrap', '--gossip']) {
-    if (!help.includes(flag)) return { bin: null, reason: `${bin} agent has no ${flag} option yet` }
-  }
-  return { bin, reason: null }
-}
-const CPP = cppGossipSupport()
+const CPP = cppAgentSupport(['--stdio', '--topic', '--bootstrap', '--gossip'])
 const available = kind => kind === 'js' || CPP.bin != null
 const skipFor = kinds => kinds.every(available) ? false : `cpp side unavailable: ${CPP.reason}`
 
@@ -77,7 +62,10 @@ const MESH = {
 function gossipArgv (kind, { topics = [], bootstrap = [], mesh } = {}) {
   const common = [...topics.flatMap(t => ['--topic', t]), ...bootstrap.flatMap(b => ['--bootstrap', b]), ...(mesh ? MESH[mesh][kind] : [])]
   if (kind === 'js') return [NODE, PEER_JS, 'gossip', ...common]
-  return [CPP.bin, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--stdio', ...common]
+  // The chains must stay chains: each cpp node in a DHT of its own (a protocol prefix no one
+  // else speaks), so topic discovery adds no connections.
+  const ownDht = mesh ? ['--set', `dht.protocol_prefix=/gossip-interop-${randomBytes(6).toString('hex')}`] : []
+  return [CPP.bin, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--stdio', ...common, ...ownDht]
 }
 
 class GossipNode {

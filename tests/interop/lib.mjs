@@ -1,6 +1,6 @@
 // Process helpers shared by the interop tests and bench.mjs: spawn with a
 // deadline, wait for a line, and kill (by pid) everything that was started.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { accessSync, constants, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -238,6 +238,25 @@ export async function writeRandomKey (path) {
   return peerIdFromPrivateKey(key).toString()
 }
 
+/** An address without its trailing /p2p/<id>. */
+export function stripP2p (addr) {
+  return addr.replace(/\/p2p\/[^/]+$/, '')
+}
+
+/**
+ * Poll until check() returns a truthy value (resolve with it); throw after
+ * timeoutMs with describe()'s text. An exception from check() ends the wait.
+ */
+export async function until (what, check, { timeoutMs = 60_000, pollMs = 500, describe = () => '' } = {}) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await check()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms\n${await describe()}`)
+    await new Promise(resolve => setTimeout(resolve, pollMs))
+  }
+}
+
 // Last resort: never leave children behind when this process goes away.
 function killLive () {
   for (const p of live) { try { process.kill(p.pid, 'SIGKILL') } catch {} }
@@ -245,4 +264,20 @@ function killLive () {
 process.on('exit', killLive)
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => { killLive(); process.exit(128 + (sig === 'SIGINT' ? 2 : 15)) })
+}
+
+// The p2pmq binary when its `agent --help` lists every flag of `flags`, else the reason not.
+export function cppAgentSupport (flags) {
+  const { bin, reason } = cppBin()
+  if (bin == null) return { bin: null, reason }
+  let help = ''
+  try {
+    help = execFileSync(bin, ['agent', '--help'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] })
+  } catch (err) {
+    help = `${err.stdout ?? ''}${err.stderr ?? ''}`
+  }
+  for (const flag of flags) {
+    if (!help.includes(flag)) return { bin: null, reason: `${bin} agent has no ${flag} option yet` }
+  }
+  return { bin, reason: null }
 }

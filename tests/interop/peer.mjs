@@ -12,6 +12,10 @@
 //   node peer.mjs gossip [--bootstrap MA]... [--topic T]... [--D n --Dlo n --Dhi n ...] [--key FILE]
 //        a gossipsub node driven by a line protocol on stdin/stdout, the same as
 //        `p2pmq agent --stdio` (see cmdGossip below and README.md)
+//   node peer.mjs dht [--mode server|client] [--bootstrap MA]... [--protocol P] [--key FILE]
+//        a kad-dht node (@libp2p/kad-dht 15.1.11) driven by the dht commands of
+//        `p2pmq agent --stdio` (dht-table, dht-find-peer, dht-provide-topic,
+//        dht-find-topic; see cmdDht below and README.md)
 //
 // Client subcommands accept --timeout SECONDS (default 120): the whole run is
 // aborted with exit code 3 after it. Everything stays on 127.0.0.1.
@@ -46,7 +50,9 @@ const USAGE = `usage:
   node peer.mjs keygen [--out HEXFILE]
   node peer.mjs gossip [--bootstrap MULTIADDR]... [--topic T]... [--key FILE]
                        [--D n] [--Dlo n] [--Dhi n] [--Dout n] [--Dscore n] [--Dlazy n]
-                       [--heartbeat-ms n] [--flood-publish 0|1]`
+                       [--heartbeat-ms n] [--flood-publish 0|1]
+  node peer.mjs dht [--mode server|client] [--bootstrap MULTIADDR]... [--protocol P]
+                    [--key FILE] [--query-timeout S]`
 
 class UsageError extends Error {}
 
@@ -104,7 +110,7 @@ async function loadKey (file) {
   }
 }
 
-async function makeNode ({ listen = false, privateKey, identifyOnConnect = true, agentVersion, pubsub } = {}) {
+async function makeNode ({ listen = false, privateKey, identifyOnConnect = true, agentVersion, pubsub, dht } = {}) {
   return createLibp2p({
     privateKey,
     ...(agentVersion != null ? { nodeInfo: { userAgent: agentVersion } } : {}),
@@ -130,9 +136,25 @@ async function makeNode ({ listen = false, privateKey, identifyOnConnect = true,
     services: {
       identify: identify({ runOnConnectionOpen: identifyOnConnect, timeout: 30_000 }),
       ping: ping({ maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT, timeout: 30_000 }),
-      ...(pubsub != null ? { pubsub: gossipsub(pubsub) } : {})
+      ...(pubsub != null ? { pubsub: gossipsub(pubsub) } : {}),
+      ...(dht != null ? { dht } : {})
     }
   })
+}
+
+// Stops the node and exits on SIGTERM / SIGINT (once); returns the stop function (stop.isStopping() tells).
+function stopOnSignals (node) {
+  let stopping = false
+  const stop = async () => {
+    if (stopping) return
+    stopping = true
+    await stopNode(node)
+    process.exit(0)
+  }
+  stop.isStopping = () => stopping
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+  return stop
 }
 
 async function stopNode (node) {
@@ -291,15 +313,7 @@ async function cmdListen (opts) {
       servePerf(stream).catch(err => stream.abort(err))
     }, { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT })
   }
-  let stopping = false
-  const stop = async (sig) => {
-    if (stopping) return
-    stopping = true
-    await stopNode(node)
-    process.exit(0)
-  }
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
+  stopOnSignals(node)
   const id = node.peerId.toString()
   const addrs = node.getMultiaddrs()
   if (addrs.length === 0) throw new Error('node has no listen address')
@@ -520,15 +534,7 @@ async function cmdGossip (opts) {
   const emit = obj => out(JSON.stringify(obj))
   const errorText = err => describe(err)
 
-  let stopping = false
-  const stop = async () => {
-    if (stopping) return
-    stopping = true
-    await stopNode(node)
-    process.exit(0)
-  }
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
+  const stop = stopOnSignals(node)
 
   ps.addEventListener('gossipsub:message', ({ detail: { msg } }) => {
     const signed = msg.type === 'signed'
@@ -602,7 +608,7 @@ async function cmdGossip (opts) {
   // one command at a time, in order, so answers come in the order asked
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false })
   for await (const raw of rl) {
-    if (stopping) break
+    if (stop.isStopping()) break
     const line = raw.replace(/\r$/, '')
     try {
       await handle(line)
@@ -613,6 +619,200 @@ async function cmdGossip (opts) {
   await stop()
 }
 
+// ---- dht: a kad-dht node with the dht commands of `p2pmq agent --stdio` -----------
+//
+// @libp2p/kad-dht 15.1.11 on the p2pmq protocol id; --mode server answers DHT
+// queries (and so is put into other nodes' routing tables), --mode client only asks.
+// Loopback addresses are kept everywhere (peerInfoMapper: passthroughMapper; the
+// default drops private addresses, which would leave a test network's routing
+// tables empty).
+//
+// stdout: `listening <multiaddr>/p2p/<peerid>` line(s), then one JSON object a line:
+//   {"event":"dht-table","peers":[ID...]}                after `dht-table` (routing table)
+//   {"event":"dht-peer","peer":ID,"found":BOOL,"addrs":[MA...],"from":ID}
+//        after `dht-find-peer ID`: a FIND_NODE lookup over the network (never the
+//        local peer store); `from` (js only) is the peer whose answer had it
+//   {"event":"dht-provided","topic":T,"peers":N}         after `dht-provide-topic T`:
+//        N = the peers the ADD_PROVIDER went to
+//   {"event":"dht-providers","topic":T,"providers":[{"peer":ID,"addrs":[MA...],"via":[ID...]}]}
+//        after `dht-find-topic T`: a GET_PROVIDERS lookup; `via` (js only) are the
+//        peers that answered with the provider (our own id: the local provider store)
+//   {"event":"connected","peer":ID}                      after `connect MA`
+//   {"event":"error","message":TEXT}                     a failed command or --bootstrap dial
+// stdin, one command a line: dht-table | dht-find-peer ID | dht-provide-topic T |
+//   dht-find-topic T | connect MA.  EOF, SIGTERM or SIGINT: stop, exit 0.
+// A topic's provider key (src/dht/key.hpp): CIDv1 raw of sha2-256("p2pmq/topic/" + T);
+// on the wire the key is its multihash (0x12 0x20 || digest).
+
+const DHT_PROTOCOL = '/p2pmq/kad/1.0.0'
+const TOPIC_KEY_PREFIX = 'p2pmq/topic/'
+const RAW_CODEC = 0x55
+
+async function cmdDht (opts) {
+  const { kadDHT, passthroughMapper } = await import('@libp2p/kad-dht')
+  const { CID } = await import('multiformats/cid')
+  const { sha256 } = await import('multiformats/hashes/sha2')
+  const { peerIdFromString } = await import('@libp2p/peer-id')
+
+  const mode = opts.mode ?? 'server'
+  if (mode !== 'server' && mode !== 'client') throw new UsageError(`--mode must be server or client, got ${mode}`)
+  const protocol = opts.protocol ?? DHT_PROTOCOL
+  const queryTimeoutMs = intOpt(opts, 'query-timeout', 30) * 1000
+  const privateKey = opts.key != null ? await loadKey(opts.key) : undefined
+  let bootstrap
+  try {
+    bootstrap = (opts.bootstrap ?? []).map(a => multiaddr(a))
+  } catch (err) {
+    throw new UsageError(`bad --bootstrap multiaddr: ${err.message}`)
+  }
+  if (opts._.length !== 0) throw new UsageError(`dht takes no positional arguments, got ${opts._.join(' ')}`)
+
+  const node = await makeNode({
+    listen: true,
+    privateKey,
+    agentVersion: opts.agent,
+    dht: kadDHT({
+      protocol,
+      clientMode: mode === 'client',
+      peerInfoMapper: passthroughMapper,
+      // queries run at once instead of waiting for kad-dht's first self-query
+      // (1 s after start); the join below does that lookup itself
+      allowQueryWithZeroPeers: true
+    })
+  })
+  const dht = node.services.dht
+  const self = node.peerId
+  const emit = obj => out(JSON.stringify(obj))
+
+  const stop = stopOnSignals(node)
+
+  const id = self.toString()
+  const addrs = node.getMultiaddrs()
+  if (addrs.length === 0) throw new Error('node has no listen address')
+  for (const ma of addrs) {
+    const s = ma.toString()
+    await out(`listening ${s.includes('/p2p/') ? s : `${s}/p2p/${id}`}`)
+  }
+
+  const tablePeers = () => [...dht.routingTable.kb?.toIterable() ?? []].map(c => c.peerId.toString())
+  const timeoutSignal = () => {
+    const signal = AbortSignal.timeout(queryTimeoutMs)
+    setMaxListeners(Infinity, signal)
+    return signal
+  }
+  const topicCid = async topic =>
+    CID.createV1(RAW_CODEC, await sha256.digest(new TextEncoder().encode(TOPIC_KEY_PREFIX + topic)))
+
+  // Joining: dial the bootstrap peers (identify then puts DHT servers among them
+  // into the routing table), then look up our own id once, the Kademlia join, so
+  // the table holds our neighbourhood without waiting for kad-dht's periodic
+  // self-query (5 min; its first run, 1 s after start, may precede the dials).
+  const joined = Promise.all(bootstrap.map(ma =>
+    dialChecked(node, ma, AbortSignal.timeout(30_000))
+      .catch(err => { emit({ event: 'error', message: `bootstrap ${ma}: ${describe(err)}` }) })))
+    .then(async () => {
+      if (bootstrap.length === 0) return
+      // the routing table gets a bootstrap peer after identify and a ping (async)
+      const want = new Set(bootstrap.map(ma => ma.getPeerId()).filter(Boolean))
+      const deadline = Date.now() + 10_000
+      while (!stop.isStopping() && Date.now() < deadline && ![...want].some(p => tablePeers().includes(p))) {
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+      if (stop.isStopping()) return
+      for await (const _ of dht.getClosestPeers(self.toMultihash().bytes, { signal: timeoutSignal() })) {} // eslint-disable-line no-unused-vars
+    })
+    .catch(err => { if (!stop.isStopping()) process.stderr.write(`peer.mjs: dht: self lookup after bootstrap: ${describe(err)}\n`) })
+
+  const handle = async (line) => {
+    const m = line.match(/^(\S+)(?: (.*))?$/)
+    if (m == null) return // blank line
+    const [, verb, rest = ''] = m
+    const arg = rest.trim()
+    switch (verb) {
+      case 'dht-table':
+        return emit({ event: 'dht-table', peers: tablePeers() })
+      case 'dht-find-peer': {
+        let target
+        try { target = peerIdFromString(arg) } catch (err) { throw new Error(`bad peer id ${JSON.stringify(arg)}: ${err.message}`) }
+        const signal = timeoutSignal()
+        let found = null
+        try {
+          for await (const ev of dht.findPeer(target, { useCache: false, signal })) {
+            if (ev.name === 'FINAL_PEER' && ev.peer.id.equals(target)) {
+              found = { from: ev.from.toString(), addrs: ev.peer.multiaddrs.map(a => a.toString()) }
+              break
+            }
+          }
+        } catch (err) {
+          // NotFoundError: the lookup ended without it; aborted: it ran out of time
+          if (err.name !== 'NotFoundError' && !signal.aborted) throw err
+        }
+        return emit({ event: 'dht-peer', peer: target.toString(), found: found != null, addrs: found?.addrs ?? [], ...(found != null ? { from: found.from } : {}) })
+      }
+      case 'dht-provide-topic': {
+        if (arg === '') throw new Error('usage: dht-provide-topic TOPIC')
+        const cid = await topicCid(arg)
+        const sentTo = new Set()
+        for await (const ev of dht.provide(cid, { signal: timeoutSignal() })) {
+          if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'ADD_PROVIDER') sentTo.add(ev.from.toString())
+        }
+        return emit({ event: 'dht-provided', topic: arg, peers: sentTo.size })
+      }
+      case 'dht-find-topic': {
+        if (arg === '') throw new Error('usage: dht-find-topic TOPIC')
+        const cid = await topicCid(arg)
+        const found = new Map() // provider id -> { addrs: Set, via: Set }
+        const note = (from, providers) => {
+          for (const p of providers) {
+            const k = p.id.toString()
+            if (!found.has(k)) found.set(k, { addrs: new Set(), via: new Set() })
+            const e = found.get(k)
+            for (const a of p.multiaddrs) e.addrs.add(a.toString())
+            e.via.add(from.toString())
+          }
+        }
+        const signal = timeoutSignal()
+        try {
+          for await (const ev of dht.findProviders(cid, { signal })) {
+            // every answer, not only PROVIDER events (those list each provider once)
+            if ((ev.name === 'PEER_RESPONSE' || ev.name === 'PROVIDER') && ev.providers.length > 0) note(ev.from, ev.providers)
+          }
+        } catch (err) {
+          if (!signal.aborted) throw err
+          process.stderr.write(`peer.mjs: dht-find-topic ${arg}: lookup cut off after ${queryTimeoutMs} ms\n`)
+        }
+        return emit({
+          event: 'dht-providers',
+          topic: arg,
+          providers: [...found].map(([peer, e]) => ({ peer, addrs: [...e.addrs], via: [...e.via] }))
+        })
+      }
+      case 'connect': {
+        let ma
+        try { ma = multiaddr(arg) } catch (err) { throw new Error(`bad multiaddr ${arg}: ${err.message}`) }
+        const conn = await dialChecked(node, ma, AbortSignal.timeout(30_000))
+        return emit({ event: 'connected', peer: conn.remotePeer.toString() })
+      }
+      default:
+        throw new Error(`unknown command ${JSON.stringify(verb)} (dht-table, dht-find-peer, dht-provide-topic, dht-find-topic, connect)`)
+    }
+  }
+
+  // one command at a time, in order, so answers come in the order asked
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false })
+  for await (const raw of rl) {
+    if (stop.isStopping()) break
+    const line = raw.replace(/\r$/, '')
+    try {
+      await handle(line)
+    } catch (err) {
+      await emit({ event: 'error', message: `${line}: ${describe(err)}` })
+    }
+  }
+  void joined
+  await stop()
+}
+
 const CLIENTS = { ping: cmdPing, identify: cmdIdentify, echo: cmdEcho, dialbench: cmdDialbench, perf: cmdPerf }
 
 async function main () {
@@ -620,6 +820,7 @@ async function main () {
   if (cmd === 'listen') return cmdListen(opts)
   if (cmd === 'keygen') process.exit(await cmdKeygen(opts))
   if (cmd === 'gossip') return cmdGossip(opts)
+  if (cmd === 'dht') return cmdDht(opts)
   const fn = CLIENTS[cmd]
   if (fn == null) throw new UsageError(cmd == null ? 'missing subcommand' : `unknown subcommand ${cmd}`)
   const ma = targetAddr(opts)
