@@ -103,7 +103,7 @@ struct SyncSettings {
   std::chrono::milliseconds fetch_retry{5000};
   std::chrono::milliseconds gap_give_up{30000};
   std::chrono::milliseconds request_timeout{10000};
-  uint64_t retention_messages = 10000;  // archive role, per topic
+  uint64_t retention_messages = 10000;    // archive role, per topic
   std::chrono::seconds retention_age{0};  // 0: no age bound
   enum class Durability { process_crash, power_loss };
   Durability durability = Durability::process_crash;
