@@ -88,6 +88,9 @@ Task<void> Discovery::discover(std::string topic) {
   const auto& gc = gossip_.router().config();
   auto providers = co_await dht_.find_providers(dht::topic_key(topic), gc.D + gc.D_lo);
   if (!*alive) co_return;
+  // Providers come most recently published first, the same list for every asker: dial a
+  // random choice among them, or every newcomer would pile onto the same few peers.
+  std::shuffle(providers.begin(), providers.end(), rng_);
   size_t have = gossip_.router().topic_peers(topic).size();
   size_t want = gc.D > have ? gc.D - have : 0;
   for (const auto& p : providers) {

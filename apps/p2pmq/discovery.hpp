@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 
@@ -61,6 +62,7 @@ class Discovery {
   bool running_ = false;
   host::Signal wake_;
   DiscoveryStats stats_;
+  std::mt19937_64 rng_{std::random_device{}()};
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
