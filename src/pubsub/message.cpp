@@ -108,8 +108,25 @@ MessageId message_id(const Message& m, MessageIdFn fn) {
       [[fallthrough]];
     case MessageIdFn::content:
       return digest_bytes(crypto::sha256(m.data));
+    case MessageIdFn::rust: {
+      auto seqno = seqno_value(m);
+      if (!seqno || !m.from) return digest_bytes(crypto::sha256(m.data));
+      auto peer = crypto::PeerId::from_bytes(*m.from);
+      if (!peer) return digest_bytes(crypto::sha256(m.data));
+      std::string text = peer->to_string() + std::to_string(*seqno);
+      return Bytes(text.begin(), text.end());
+    }
   }
   return {};
+}
+
+std::vector<std::pair<MessageIdFn, MessageId>> foreign_ids(const Message& m, MessageIdFn own) {
+  std::vector<std::pair<MessageIdFn, MessageId>> out;
+  if (!m.from || !m.seqno) return out;
+  for (MessageIdFn fn : {MessageIdFn::stock, MessageIdFn::rust, MessageIdFn::p2pmq}) {
+    if (fn != own) out.emplace_back(fn, message_id(m, fn));
+  }
+  return out;
 }
 
 }  // namespace p2pmq::pubsub

@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/bytes.hpp"
 #include "core/result.hpp"
@@ -60,7 +62,15 @@ enum class MessageIdFn {
   stock,
   // sha256(data): content addressing, for StrictNoSign networks.
   content,
+  // rust-libp2p gossipsub's default: the text base58(from) followed by the seqno in decimal
+  // (as a big-endian u64).
+  rust,
 };
+
+// The id of `message` under every function a peer of another implementation may use by
+// default (stock, rust) and p2pmq's, except `own`: what gossip from such a peer names it by.
+// Empty without from or seqno (those ids are then content ids everywhere).
+std::vector<std::pair<MessageIdFn, MessageId>> foreign_ids(const Message& message, MessageIdFn own);
 
 MessageId message_id(const Message& message, MessageIdFn fn);
 

@@ -29,7 +29,7 @@ bool supports_px(PeerKind kind) {
 }  // namespace
 
 Result<void> validate(const GossipsubConfig& c) {
-  if (c.D == 0) return bad("D", "must be >= 1");
+  // D = 0 is the spec's setting for bootstrappers: no mesh of their own, PRUNE with PX.
   if (c.D_lo > c.D) return bad("D_lo", "must be <= D");
   if (c.D_hi < c.D) return bad("D_hi", "must be >= D");
   if (c.D_score > c.D) return bad("D_score", "must be <= D");
@@ -73,6 +73,7 @@ Router::Router(PeerId self, crypto::PrivateKey key, GossipsubConfig config,
       rng_(config_.seed),
       seen_(config_.seen_ttl, config_.seen_max_entries),
       mcache_(config_.mcache_len, config_.mcache_gossip, config_.mcache_max_messages),
+      aliases_(config_.mcache_max_messages),
       next_heartbeat_(now + config_.heartbeat_initial_delay) {
   if (auto ok = validate(config_); !ok) throw std::invalid_argument(ok.error().message);
   direct_.insert(config_.direct_peers.begin(), config_.direct_peers.end());
@@ -99,9 +100,10 @@ void Router::add_peer(const PeerId& peer, PeerKind kind, bool outbound, const st
 void Router::remove_peer(const PeerId& peer, Time now) {
   auto it = peers_.find(peer);
   if (it == peers_.end()) return;
-  for (auto& [topic, peers] : mesh_) {
-    if (peers.erase(peer) > 0) score_.prune(peer, topic, now);
-  }
+  // The score decides first whether to retain the peer: it still sees the mesh membership
+  // (P1, and P3b for a mesh deficit) and keeps the IPs of a retained peer (P6), as go does.
+  score_.remove_peer(peer, now);
+  for (auto& [topic, peers] : mesh_) peers.erase(peer);
   for (auto& [topic, peers] : fanout_) peers.erase(peer);
   for (const auto& topic : it->second.topics) {
     auto tp = topic_peers_.find(topic);
@@ -111,8 +113,6 @@ void Router::remove_peer(const PeerId& peer, Time now) {
   }
   for (auto& [id, peers] : promises_) peers.erase(peer);
   outgoing_.erase(peer);
-  if (!it->second.ip.empty()) score_.remove_ip(peer, it->second.ip);
-  score_.remove_peer(peer, now);
   peers_.erase(it);
   // Backoff entries stay: reconnecting must not bypass a backoff.
 }
@@ -164,7 +164,9 @@ void Router::leave(const TopicId& topic, Time now) {
   for (const auto& [peer, state] : peers_) {
     Rpc rpc;
     rpc.subscriptions.push_back(SubOpts{false, topic});
-    if (mesh.contains(peer)) rpc.control.prune.push_back(make_prune(peer, topic, false, true, now));
+    // With PX, as go does: the peers we leave behind help the pruned one stay connected.
+    if (mesh.contains(peer))
+      rpc.control.prune.push_back(make_prune(peer, topic, config_.do_px, true, now));
     send(peer, std::move(rpc));
   }
 }
@@ -176,7 +178,7 @@ Result<MessageId> Router::publish(const TopicId& topic, Bytes data, uint64_t seq
   }
   MessageId id = message_id(message, id_fn(topic));
   if (!seen_.add(id, now)) return fail(Errc::invalid_input, "message already seen (seqno reuse?)");
-  mcache_.put(id, message);
+  cache_message(id, message);
   ++counters_.published;
 
   PeerSet targets;
@@ -233,7 +235,7 @@ Result<MessageId> Router::publish(const TopicId& topic, Bytes data, uint64_t seq
 void Router::handle_rpc(const PeerId& from, Rpc rpc, Time now) {
   auto it = peers_.find(from);
   if (it == peers_.end()) return;  // the adapter calls add_peer first
-  if (score_.score(from, now) < thresholds_.graylist_threshold) {
+  if (!is_direct(from) && score_.score(from, now) < thresholds_.graylist_threshold) {
     ++counters_.graylisted_rpcs;  // v1.1: ignore graylisted peers entirely
     return;
   }
@@ -293,6 +295,7 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
   MessageId id = message_id(message, id_fn(topic));
   if (seen_.contains(id)) {
     ++counters_.duplicates;
+    fulfil_promises(id, message);  // a copy is a kept promise too (go's DuplicateMessage)
     score_.duplicate_message(from, id, topic, now);
     auto p = pending_.find(key_of(id));
     if (p != pending_.end() && p->second.also_from.size() < config_.D_hi) {
@@ -319,13 +322,14 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
   }
   size_t& queued = pending_per_topic_[topic];
   if (queued >= config_.max_pending_validations_per_topic) {
+    // Refused before validation: no delivery record either, so a later copy that is
+    // validated and rejected still costs its senders P4 (go's RejectValidationQueueFull).
     ++counters_.throttled;
-    score_.reject_message(from, id, topic, RejectReason::validation_throttled, now);
     return;  // not marked seen: a later copy may get through
   }
   ++queued;
   seen_.add(id, now);
-  promises_.erase(key_of(id));  // whoever promised it, it arrived
+  fulfil_promises(id, message);  // whoever promised it, it arrived
   score_.validate_message(from, id, topic, now);
   send_idontwant(id, message, from);
   Time deadline = now + config_.validation_timeout;
@@ -343,7 +347,7 @@ void Router::send_idontwant(const MessageId& id, const Message& message, const P
     if (p == from || (message.from && *message.from == p.bytes())) continue;
     if (peers_.at(p).kind != PeerKind::gossipsub_v1_2) continue;
     Rpc rpc;
-    rpc.control.idontwant.push_back(ControlIDontWant{{id}});
+    rpc.control.idontwant.push_back(ControlIDontWant{ids_for_peer(p, message.topic, {id})});
     send(p, std::move(rpc));
     ++counters_.idontwant_sent;
   }
@@ -376,7 +380,7 @@ void Router::report_validation(const MessageId& id, Verdict verdict, Time now) {
 void Router::deliver_and_forward(Pending pending, Time now) {
   score_.deliver_message(pending.from, pending.id, pending.message.topic, now);
   if (!mesh_.contains(pending.message.topic)) return;  // left the topic while validating
-  mcache_.put(pending.id, pending.message);
+  cache_message(pending.id, pending.message);
   PeerSet exclude = std::move(pending.also_from);
   exclude.insert(pending.from);
   forward(pending.id, pending.message, exclude, now);
@@ -440,6 +444,10 @@ std::vector<MessageId> Router::handle_ihave(const PeerId& from, PeerState& state
     for (const auto& id : ihave.message_ids) {
       if (++checked > config_.max_ihave_length) break;
       if (seen_.contains(id) || !unique.insert(key_of(id)).second) continue;
+      if (auto known = aliases_.resolve(id)) {  // ours, named the way another function does
+        state.id_form = known->form;
+        continue;
+      }
       wanted.push_back(id);
     }
   }
@@ -462,9 +470,14 @@ std::vector<Message> Router::handle_iwant(const PeerId& from,
     for (const auto& id : iwant.message_ids) {
       if (++checked > config_.max_ihave_length) return out;
       if (!unique.insert(key_of(id)).second) continue;
-      auto [message, count] = mcache_.get_for_peer(id, from);
+      MessageId ours = id;
+      if (auto known = aliases_.resolve(id)) {
+        peers_.at(from).id_form = known->form;
+        ours = std::move(known->id);
+      }
+      if (dont_want(from, ours)) continue;  // it told us it has it
+      auto [message, count] = mcache_.get_for_peer(ours, from);
       if (!message || count > config_.gossip_retransmission) continue;
-      if (!peers_.at(from).topics.contains(message->topic)) continue;
       out.push_back(*message);
       ++counters_.iwant_served;
     }
@@ -484,7 +497,8 @@ std::vector<ControlPrune> Router::handle_graft(const PeerId& from, const PeerSta
     }
     PeerSet& mesh = m->second;
     if (mesh.contains(from)) continue;
-    if (is_direct(from)) {  // direct peers are never in the mesh
+    if (is_direct(from)) {  // direct peers are never in the mesh, and know their peers
+      do_px = false;
       refused.push_back(graft.topic);
       continue;
     }
@@ -516,7 +530,10 @@ std::vector<ControlPrune> Router::handle_graft(const PeerId& from, const PeerSta
       refused.push_back(graft.topic);
       continue;
     }
-    graft_peer(graft.topic, mesh, from, now);
+    // Accepted: into the mesh without a GRAFT back (the peer knows; an echo arriving after a
+    // PRUNE of its own would land in its backoff and cost us P7).
+    mesh.insert(from);
+    score_.graft(from, graft.topic, now);
   }
   std::vector<ControlPrune> prunes;
   for (const auto& topic : refused) prunes.push_back(make_prune(from, topic, do_px, false, now));
@@ -550,7 +567,12 @@ void Router::handle_idontwant(PeerState& state, const std::vector<ControlIDontWa
   for (const auto& idw : idontwants) {
     for (const auto& id : idw.message_ids) {
       if (taken++ >= config_.max_idontwant_length) return;
-      state.dont_want[key_of(id)] = ticks_ + config_.idontwant_ttl_ticks;
+      std::string key = key_of(id);
+      if (auto known = aliases_.resolve(id)) {
+        state.id_form = known->form;
+        key = key_of(known->id);
+      }
+      state.dont_want[key] = ticks_ + config_.idontwant_ttl_ticks;
     }
   }
 }
@@ -612,6 +634,7 @@ void Router::heartbeat(Time now) {
   flush_outgoing();
   clear_heartbeat_state();
   mcache_.shift();
+  aliases_.shift(config_.mcache_len);
   seen_.expire(now);
 }
 
@@ -755,7 +778,8 @@ void Router::emit_gossip(const TopicId& topic, const PeerSet& exclude,
       peer_ids.assign(ids.begin(),
                       ids.begin() + static_cast<std::ptrdiff_t>(config_.max_ihave_length));
     }
-    outgoing(p).control.ihave.push_back(ControlIHave{topic, std::move(peer_ids)});
+    outgoing(p).control.ihave.push_back(
+        ControlIHave{topic, ids_for_peer(p, topic, std::move(peer_ids))});
     ++counters_.ihave_sent;
   }
 }
@@ -900,9 +924,40 @@ Rpc& Router::outgoing(const PeerId& peer) {
 
 void Router::flush_outgoing() {
   for (auto& [peer, rpc] : outgoing_) {
+    // Membership changed since these were queued: a GRAFT for a mesh the peer has left (it
+    // PRUNEd us) or a PRUNE for one it rejoined would contradict the current state.
+    std::erase_if(rpc.control.graft,
+                  [&](const ControlGraft& g) { return !in_mesh(peer, g.topic); });
+    std::erase_if(rpc.control.prune, [&](const ControlPrune& p) { return in_mesh(peer, p.topic); });
     if (!rpc.empty() && peers_.contains(peer)) send(peer, std::move(rpc));
   }
   outgoing_.clear();
+}
+
+bool Router::in_mesh(const PeerId& peer, const TopicId& topic) const {
+  auto m = mesh_.find(topic);
+  return m != mesh_.end() && m->second.contains(peer);
+}
+
+void Router::cache_message(const MessageId& id, const Message& message) {
+  mcache_.put(id, message);
+  aliases_.add(id, message, id_fn(message.topic));
+}
+
+void Router::fulfil_promises(const MessageId& id, const Message& message) {
+  if (promises_.empty()) return;
+  promises_.erase(key_of(id));
+  // A peer on another id function promised it under that function's id.
+  for (const auto& [fn, foreign] : foreign_ids(message, id_fn(message.topic)))
+    promises_.erase(key_of(foreign));
+}
+
+std::vector<MessageId> Router::ids_for_peer(const PeerId& peer, const TopicId& topic,
+                                            std::vector<MessageId> ids) const {
+  auto it = peers_.find(peer);
+  if (it == peers_.end() || !it->second.id_form || *it->second.id_form == id_fn(topic)) return ids;
+  for (auto& id : ids) id = aliases_.as_form(id, *it->second.id_form);
+  return ids;
 }
 
 void Router::send(const PeerId& peer, Rpc rpc) {

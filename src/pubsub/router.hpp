@@ -28,8 +28,10 @@
 
 #include "core/result.hpp"
 #include "crypto/keys.hpp"
+#include "pubsub/id_aliases.hpp"
 #include "pubsub/mcache.hpp"
 #include "pubsub/message.hpp"
+#include "pubsub/rpc.hpp"
 #include "pubsub/score.hpp"
 #include "pubsub/seen_cache.hpp"
 #include "pubsub/types.hpp"
@@ -80,8 +82,9 @@ struct GossipsubConfig {
   size_t max_idontwant_length = 10;      // ids taken from one such RPC
   size_t idontwant_ttl_ticks = 3;        // heartbeats an IDONTWANT is remembered
 
-  // Encoded message bytes: a 1 MiB payload plus its signed envelope (from, seqno, key, signature).
-  size_t max_message_size = (size_t{1} << 20) + 16 * 1024;
+  // Encoded message bytes: what fits one RPC frame of go's 1 MiB limit, so every message we
+  // accept can be forwarded to any peer (a payload of up to kMaxMessageDataSize).
+  size_t max_message_size = kMaxEncodedMessageSize;
   std::map<TopicId, size_t> max_message_size_per_topic;
 
   std::vector<PeerId> direct_peers;
@@ -217,6 +220,9 @@ class Router {
     size_t ihave_asked = 0;     // ids we asked this peer for this heartbeat
     size_t idontwant_rpcs = 0;  // this heartbeat
     std::unordered_map<std::string, uint64_t> dont_want;  // id -> last tick it applies
+    // Learned from its gossip: the peer names messages by another id function (another
+    // implementation on its default), so our gossip to it uses that function's ids.
+    std::optional<MessageIdFn> id_form;
   };
   struct Pending {
     MessageId id;
@@ -268,6 +274,12 @@ class Router {
   void graft_peer(const TopicId& topic, PeerSet& peers, const PeerId& peer, Time now);
   void prune_peer(const TopicId& topic, PeerSet& peers, const PeerId& peer, Time now, bool no_px);
   void add_backoff(const PeerId& peer, const TopicId& topic, Duration interval, Time now);
+  bool in_mesh(const PeerId& peer, const TopicId& topic) const;
+  void cache_message(const MessageId& id, const Message& message);
+  void fulfil_promises(const MessageId& id, const Message& message);
+  // `ids` the way `peer` names them (unchanged for peers on our function).
+  std::vector<MessageId> ids_for_peer(const PeerId& peer, const TopicId& topic,
+                                      std::vector<MessageId> ids) const;
   bool backing_off(const PeerId& peer, const TopicId& topic) const;
 
   // Helpers.
@@ -304,6 +316,7 @@ class Router {
 
   SeenCache seen_;
   MessageCache mcache_;
+  IdAliases aliases_;                       // foreign ids of what mcache_ holds
   std::map<std::string, Pending> pending_;  // by message id bytes
   std::map<TopicId, size_t> pending_per_topic_;
   std::deque<std::pair<Time, std::string>> pending_order_;  // deadlines, FIFO (same timeout)

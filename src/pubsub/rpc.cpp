@@ -48,96 +48,112 @@ Message from_pb(const pb::Message& m) {
   return out;
 }
 
-template <class Ids>
-std::vector<MessageId> ids_of(const Ids& ids) {
-  std::vector<MessageId> out;
-  out.reserve(ids.size());
-  for (const auto& id : ids) out.push_back(to_bytes_of(id));
-  return out;
-}
+// Converts the parsed protobuf, keeping what fits RpcLimits and counting what does not.
+// GRAFT and PRUNE are taken before the gossip lists, since losing them splits mesh views.
+class LimitedDecoder {
+ public:
+  LimitedDecoder(const RpcLimits& limits, size_t& dropped)
+      : l_(limits),
+        dropped_(dropped),
+        entries_left_(limits.max_control_messages),
+        ids_left_(limits.max_control_entries),
+        px_left_(limits.max_px_peers) {}
 
-// Every count and length bound, checked on the parsed protobuf before converting it.
-Result<void> check_limits(const pb::RPC& rpc, const RpcLimits& limits) {
-  auto topic_ok = [&](const std::string& t) { return t.size() <= limits.max_topic_length; };
-  auto ids_ok = [&](const auto& ids) {
-    for (const auto& id : ids)
-      if (id.size() > limits.max_message_id_length) return false;
-    return true;
-  };
-  if (size_t n = rpc.subscriptions_size(); n > limits.max_subscriptions)
-    return over("max_subscriptions", n, limits.max_subscriptions);
-  if (size_t n = rpc.publish_size(); n > limits.max_messages)
-    return over("max_messages", n, limits.max_messages);
-  for (const auto& s : rpc.subscriptions())
-    if (!topic_ok(s.topicid()))
-      return over("max_topic_length", s.topicid().size(), limits.max_topic_length);
-  for (const auto& m : rpc.publish())
-    if (!topic_ok(m.topic()))
-      return over("max_topic_length", m.topic().size(), limits.max_topic_length);
-  if (!rpc.has_control()) return {};
-
-  const auto& c = rpc.control();
-  size_t entries = size_t(c.ihave_size()) + c.iwant_size() + c.graft_size() + c.prune_size() +
-                   c.idontwant_size();
-  if (entries > limits.max_control_messages)
-    return over("max_control_messages", entries, limits.max_control_messages);
-  size_t ids = 0, px = 0;
-  for (const auto& e : c.ihave()) ids += e.messageids_size();
-  for (const auto& e : c.iwant()) ids += e.messageids_size();
-  for (const auto& e : c.idontwant()) ids += e.messageids_size();
-  for (const auto& e : c.prune()) px += e.peers_size();
-  if (ids > limits.max_control_entries)
-    return over("max_control_entries", ids, limits.max_control_entries);
-  if (px > limits.max_px_peers) return over("max_px_peers", px, limits.max_px_peers);
-
-  bool topics = true, id_lengths = true;
-  for (const auto& e : c.ihave()) {
-    topics &= topic_ok(e.topicid());
-    id_lengths &= ids_ok(e.messageids());
+  Rpc decode(const pb::RPC& msg) {
+    Rpc rpc;
+    for (const auto& s : msg.subscriptions()) {
+      if (rpc.subscriptions.size() < l_.max_subscriptions && topic_ok(s.topicid()))
+        rpc.subscriptions.push_back({s.subscribe(), s.topicid()});
+      else
+        ++dropped_;
+    }
+    for (const auto& m : msg.publish()) {
+      if (rpc.publish.size() < l_.max_messages && topic_ok(m.topic()))
+        rpc.publish.push_back(from_pb(m));
+      else
+        ++dropped_;
+    }
+    const auto& c = msg.control();
+    for (const auto& e : c.graft()) {
+      if (take_entry(e.topicid())) rpc.control.graft.push_back({e.topicid()});
+    }
+    for (const auto& e : c.prune()) {
+      if (!take_entry(e.topicid())) continue;
+      ControlPrune prune{e.topicid(), {}, std::nullopt};
+      for (const auto& p : e.peers()) {
+        if (px_left_ == 0) {
+          ++dropped_;
+          continue;
+        }
+        --px_left_;
+        PeerRecord rec{to_bytes_of(p.peerid()), std::nullopt};
+        if (p.has_signedpeerrecord()) rec.signed_peer_record = to_bytes_of(p.signedpeerrecord());
+        prune.peers.push_back(std::move(rec));
+      }
+      if (e.has_backoff()) prune.backoff_seconds = e.backoff();
+      rpc.control.prune.push_back(std::move(prune));
+    }
+    for (const auto& e : c.ihave()) {
+      if (!take_entry(e.topicid(), e.messageids_size())) continue;
+      if (auto ids = take_ids(e.messageids())) rpc.control.ihave.push_back({e.topicid(), *ids});
+    }
+    for (const auto& e : c.iwant()) {
+      if (!take_entry({}, e.messageids_size())) continue;
+      if (auto ids = take_ids(e.messageids())) rpc.control.iwant.push_back({*ids});
+    }
+    for (const auto& e : c.idontwant()) {
+      if (!take_entry({}, e.messageids_size())) continue;
+      if (auto ids = take_ids(e.messageids())) rpc.control.idontwant.push_back({*ids});
+    }
+    return rpc;
   }
-  for (const auto& e : c.iwant()) id_lengths &= ids_ok(e.messageids());
-  for (const auto& e : c.idontwant()) id_lengths &= ids_ok(e.messageids());
-  for (const auto& e : c.graft()) topics &= topic_ok(e.topicid());
-  for (const auto& e : c.prune()) topics &= topic_ok(e.topicid());
-  if (!topics)
-    return fail(Errc::limit_exceeded, "pubsub rpc: control topic over max_topic_length (" +
-                                          std::to_string(limits.max_topic_length) + ")");
-  if (!id_lengths)
-    return fail(Errc::limit_exceeded, "pubsub rpc: message id over max_message_id_length (" +
-                                          std::to_string(limits.max_message_id_length) + ")");
-  return {};
-}
+
+ private:
+  bool topic_ok(const std::string& t) const { return t.size() <= l_.max_topic_length; }
+
+  // One control entry (with `ids` ids, dropped with it) if the budget and its topic allow.
+  bool take_entry(const std::string& topic, int ids = 0) {
+    if (entries_left_ > 0 && topic_ok(topic)) {
+      --entries_left_;
+      return true;
+    }
+    dropped_ += 1 + static_cast<size_t>(ids);
+    return false;
+  }
+
+  // The ids that fit the id budget and the length bound; an empty optional when none did,
+  // so that an entry emptied by the limits is dropped rather than sent on empty.
+  template <class Ids>
+  std::optional<std::vector<MessageId>> take_ids(const Ids& ids) {
+    std::vector<MessageId> out;
+    for (const auto& id : ids) {
+      if (ids_left_ > 0 && id.size() <= l_.max_message_id_length) {
+        --ids_left_;
+        out.push_back(to_bytes_of(id));
+      } else {
+        ++dropped_;
+      }
+    }
+    if (out.empty() && !ids.empty()) return std::nullopt;
+    return out;
+  }
+
+  const RpcLimits& l_;
+  size_t& dropped_;
+  size_t entries_left_, ids_left_, px_left_;
+};
 
 }  // namespace
 
-Result<Rpc> decode_rpc(BytesView protobuf, const RpcLimits& limits) {
+Result<Rpc> decode_rpc(BytesView protobuf, const RpcLimits& limits, RpcDecodeStats* stats) {
   if (protobuf.size() > limits.max_rpc_size)
     return over("max_rpc_size", protobuf.size(), limits.max_rpc_size);
   pb::RPC msg;
   if (!msg.ParseFromArray(protobuf.data(), static_cast<int>(protobuf.size())))
     return fail(Errc::invalid_input, "pubsub rpc: malformed protobuf");
-  if (auto ok = check_limits(msg, limits); !ok) return tl::unexpected(ok.error());
-
-  Rpc rpc;
-  for (const auto& s : msg.subscriptions())
-    rpc.subscriptions.push_back({s.subscribe(), s.topicid()});
-  for (const auto& m : msg.publish()) rpc.publish.push_back(from_pb(m));
-  const auto& c = msg.control();
-  for (const auto& e : c.ihave())
-    rpc.control.ihave.push_back({e.topicid(), ids_of(e.messageids())});
-  for (const auto& e : c.iwant()) rpc.control.iwant.push_back({ids_of(e.messageids())});
-  for (const auto& e : c.graft()) rpc.control.graft.push_back({e.topicid()});
-  for (const auto& e : c.prune()) {
-    ControlPrune prune{e.topicid(), {}, std::nullopt};
-    for (const auto& p : e.peers()) {
-      PeerRecord rec{to_bytes_of(p.peerid()), std::nullopt};
-      if (p.has_signedpeerrecord()) rec.signed_peer_record = to_bytes_of(p.signedpeerrecord());
-      prune.peers.push_back(std::move(rec));
-    }
-    if (e.has_backoff()) prune.backoff_seconds = e.backoff();
-    rpc.control.prune.push_back(std::move(prune));
-  }
-  for (const auto& e : c.idontwant()) rpc.control.idontwant.push_back({ids_of(e.messageids())});
+  size_t dropped = 0;
+  Rpc rpc = LimitedDecoder(limits, dropped).decode(msg);
+  if (stats) stats->dropped += dropped;
   return rpc;
 }
 
@@ -200,37 +216,48 @@ size_t encoded_size(const Message& m) {
 
 namespace {
 
-// Greedy packing with sizes computed by hand. Entries that are cut (IHAVE/IWANT/IDONTWANT)
-// and the control field itself count a worst-case header (tag + length up to max_size), so
-// the estimate never falls below the real encoding.
+// Greedy packing with sizes computed by hand, within the byte bound and the counts of
+// RpcLimits. Entries that are cut (IHAVE/IWANT/IDONTWANT) and the control field itself count a
+// worst-case header (tag + length up to max_size), so the estimate never falls below the real
+// encoding.
 class Packer {
  public:
-  explicit Packer(size_t max) : max_(max), header_(1 + varint_size(max)) {}
+  // What one item adds to the current RPC's counts.
+  struct Counts {
+    size_t subscriptions = 0, messages = 0, control_messages = 0, ids = 0, px = 0;
+  };
+
+  Packer(size_t max, const RpcLimits& limits)
+      : max_(max), header_(1 + varint_size(max)), limits_(limits) {}
 
   size_t header() const { return header_; }
 
-  // Makes room for a top-level item of n bytes; false when it cannot fit even alone.
-  bool room(size_t n) {
-    if (n > max_) return false;
-    if (size_ + n > max_) flush();
+  // Makes room for a top-level item of n bytes. One over max goes alone into an RPC of its own:
+  // a message of a topic configured for messages over the frame limit.
+  bool room(size_t n, const Counts& add) {
+    if (size_ + n > max_ || !counts_fit(add)) flush();
+    if (n > max_) size_ = max_;  // nothing joins it
     size_ += n;
+    count(add);
     return true;
   }
   // The same for a control item: the first one also pays for the control field's header.
-  bool room_control(size_t n) {
+  bool room_control(size_t n, const Counts& add) {
     if (n + header_ > max_) return false;
     size_t need = n + (cur_.control.empty() ? header_ : 0);
-    if (size_ + need > max_) {
+    if (size_ + need > max_ || !counts_fit(add)) {
       flush();
       need = n + header_;
     }
     size_ += need;
+    count(add);
     return true;
   }
-  // Adds n bytes to the current RPC's last entry if they fit.
-  bool extend(size_t n) {
-    if (size_ + n > max_) return false;
+  // Adds one id of n bytes to the current RPC's last entry if it fits.
+  bool extend_id(size_t n) {
+    if (size_ + n > max_ || !counts_fit({.ids = 1})) return false;
     size_ += n;
+    ++counts_.ids;
     return true;
   }
 
@@ -241,14 +268,31 @@ class Packer {
   }
 
  private:
+  bool counts_fit(const Counts& add) const {
+    return counts_.subscriptions + add.subscriptions <= limits_.max_subscriptions &&
+           counts_.messages + add.messages <= limits_.max_messages &&
+           counts_.control_messages + add.control_messages <= limits_.max_control_messages &&
+           counts_.ids + add.ids <= limits_.max_control_entries &&
+           counts_.px + add.px <= limits_.max_px_peers;
+  }
+  void count(const Counts& add) {
+    counts_.subscriptions += add.subscriptions;
+    counts_.messages += add.messages;
+    counts_.control_messages += add.control_messages;
+    counts_.ids += add.ids;
+    counts_.px += add.px;
+  }
   void flush() {
-    out_.push_back(std::move(cur_));
+    if (!cur_.empty()) out_.push_back(std::move(cur_));
     cur_ = {};
     size_ = 0;
+    counts_ = {};
   }
 
   size_t max_, header_;
+  const RpcLimits& limits_;
   size_t size_ = 0;
+  Counts counts_;
   Rpc cur_;
   std::vector<Rpc> out_;
 };
@@ -263,18 +307,20 @@ void pack_ids(Packer& p, std::vector<Entry>& entries, std::vector<Entry> Control
     size_t base = p.header();
     if constexpr (has_topic) base += field_size(e.topic.size());
     if (e.message_ids.empty()) {
-      if (p.room_control(base)) (p.cur().control.*list).push_back(std::move(e));
+      if (p.room_control(base, {.control_messages = 1}))
+        (p.cur().control.*list).push_back(std::move(e));
       continue;
     }
     Entry* open = nullptr;  // this entry's part in the current RPC
     for (auto& id : e.message_ids) {
       size_t n = field_size(id.size());
-      if (open && p.extend(n)) {
+      if (open && p.extend_id(n)) {
         open->message_ids.push_back(std::move(id));
         continue;
       }
       open = nullptr;
-      if (!p.room_control(base + n)) continue;  // dropped: cannot fit alone
+      if (!p.room_control(base + n, {.control_messages = 1, .ids = 1}))
+        continue;  // dropped: cannot fit alone
       open = &(p.cur().control.*list).emplace_back();
       if constexpr (has_topic) open->topic = e.topic;
       open->message_ids.push_back(std::move(id));
@@ -305,20 +351,37 @@ size_t prune_size(const ControlPrune& e) {
 
 }  // namespace
 
-std::vector<Rpc> split_rpc(Rpc rpc, size_t max_size) {
-  if (encode_rpc(rpc).size() <= max_size) return {std::move(rpc)};
-  Packer p(max_size);
+std::vector<Rpc> split_rpc(Rpc rpc, size_t max_size, const RpcLimits& counts) {
+  auto within_counts = [&](const Rpc& r) {
+    size_t ids = 0, px = 0;
+    for (const auto& e : r.control.ihave) ids += e.message_ids.size();
+    for (const auto& e : r.control.iwant) ids += e.message_ids.size();
+    for (const auto& e : r.control.idontwant) ids += e.message_ids.size();
+    for (const auto& e : r.control.prune) px += e.peers.size();
+    size_t entries = r.control.ihave.size() + r.control.iwant.size() + r.control.graft.size() +
+                     r.control.prune.size() + r.control.idontwant.size();
+    return r.subscriptions.size() <= counts.max_subscriptions &&
+           r.publish.size() <= counts.max_messages && entries <= counts.max_control_messages &&
+           ids <= counts.max_control_entries && px <= counts.max_px_peers;
+  };
+  if (within_counts(rpc) && encode_rpc(rpc).size() <= max_size) return {std::move(rpc)};
+  Packer p(max_size, counts);
   for (auto& s : rpc.subscriptions)
-    if (p.room(subopts_size(s))) p.cur().subscriptions.push_back(std::move(s));
+    if (p.room(subopts_size(s), {.subscriptions = 1}))
+      p.cur().subscriptions.push_back(std::move(s));
   for (auto& m : rpc.publish)
-    if (p.room(encoded_size(m))) p.cur().publish.push_back(std::move(m));
+    if (p.room(encoded_size(m), {.messages = 1})) p.cur().publish.push_back(std::move(m));
 
   auto& c = rpc.control;
   for (auto& g : c.graft)
-    if (p.room_control(field_size(field_size(g.topic.size()))))
+    if (p.room_control(field_size(field_size(g.topic.size())), {.control_messages = 1}))
       p.cur().control.graft.push_back(std::move(g));
-  for (auto& e : c.prune)
-    if (p.room_control(prune_size(e))) p.cur().control.prune.push_back(std::move(e));
+  for (auto& e : c.prune) {
+    // PX beyond the count bound is dropped rather than splitting one PRUNE in two.
+    if (e.peers.size() > counts.max_px_peers) e.peers.resize(counts.max_px_peers);
+    if (p.room_control(prune_size(e), {.control_messages = 1, .px = e.peers.size()}))
+      p.cur().control.prune.push_back(std::move(e));
+  }
   pack_ids(p, c.ihave, &ControlMessage::ihave);
   pack_ids(p, c.iwant, &ControlMessage::iwant);
   pack_ids(p, c.idontwant, &ControlMessage::idontwant);
@@ -359,7 +422,7 @@ Result<std::optional<Rpc>> RpcReader::next() {
     return tl::unexpected(*error_);
   }
   if (in.size() - used < len) return std::nullopt;
-  auto rpc = decode_rpc(in.subspan(used, len), limits_);
+  auto rpc = decode_rpc(in.subspan(used, len), limits_, &stats_);
   if (!rpc) {
     error_ = rpc.error();
     return tl::unexpected(*error_);

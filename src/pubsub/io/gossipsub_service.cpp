@@ -51,7 +51,14 @@ GossipsubService::GossipsubService(host::Host& host, GossipsubConfig config,
       router_(host.peer_id(), host.identity(), std::move(config), std::move(score_params),
               thresholds, Clock::now()),
       service_(service),
-      timer_wake_(host.executor()) {}
+      timer_wake_(host.executor()) {
+  // A topic configured for messages over the frame limit must still be readable (such topics
+  // are not for go peers, which refuse frames over 1 MiB).
+  size_t largest = router_.config().max_message_size;
+  for (const auto& [topic, size] : router_.config().max_message_size_per_topic)
+    largest = std::max(largest, size);
+  service_.limits.max_rpc_size = std::max(service_.limits.max_rpc_size, largest + kRpcOverhead);
+}
 
 GossipsubService::~GossipsubService() {
   stop();
@@ -181,16 +188,22 @@ Task<void> GossipsubService::serve_inbound(std::shared_ptr<host::Stream> stream)
     if (!n || *n == 0 || !running_) break;
     reader.feed(BytesView(buffer.data(), *n));
     for (;;) {
+      size_t dropped_before = reader.dropped();
       auto rpc = reader.next();
       if (!rpc) {
-        // A malformed or oversized RPC: the stream is unusable, and the sender pays for it.
+        // A malformed or oversized frame: the stream is unusable. Reset only, as go and rust
+        // do: a frame limit another implementation sets differently is not misbehaviour.
         spdlog::info("pubsub: dropping stream from {}: {}", peer.to_string(),
                      rpc.error().to_string());
-        router_.penalize(peer);
         stream->reset();
         co_return;
       }
       if (!*rpc) break;
+      if (size_t n = reader.dropped() - dropped_before; n > 0) {
+        truncated_items_ += n;
+        spdlog::debug("pubsub: {} sent an RPC over the limits: {} items dropped", peer.to_string(),
+                      n);
+      }
       router_.handle_rpc(peer, std::move(**rpc), now());
       drain();
     }
@@ -205,14 +218,22 @@ void GossipsubService::enqueue(const PeerId& peer, Rpc rpc) {
     return;
   }
   auto& link = *it->second;
-  for (auto& piece : split_rpc(std::move(rpc), service_.limits.max_rpc_size)) {
+  for (auto& piece : split_rpc(std::move(rpc), kMaxOutboundRpcSize, service_.limits)) {
     Bytes frame;
     append_framed_rpc(frame, piece);
     if (link.queued_bytes + frame.size() > service_.max_queued_bytes_per_peer) {
+      // A peer that does not keep up loses messages and gossip, never mesh membership:
+      // subscriptions, GRAFT and PRUNE are small and go out anyway, or mesh views diverge.
+      Rpc membership;
+      membership.subscriptions = std::move(piece.subscriptions);
+      membership.control.graft = std::move(piece.control.graft);
+      membership.control.prune = std::move(piece.control.prune);
       if (dropped_rpcs_++ % 1000 == 0)
         spdlog::warn("pubsub: {} is not keeping up: dropping RPCs (max_queued_bytes_per_peer {})",
                      peer.to_string(), service_.max_queued_bytes_per_peer);
-      continue;
+      if (membership.empty()) continue;
+      frame.clear();
+      append_framed_rpc(frame, membership);
     }
     link.queued_bytes += frame.size();
     link.queue.push_back(std::move(frame));

@@ -14,8 +14,9 @@
 namespace p2pmq::pubsub {
 
 struct ServiceConfig {
-  RpcLimits limits;
-  size_t max_queued_bytes_per_peer = 8 << 20;  // a slower peer loses RPCs beyond this
+  RpcLimits limits;  // inbound; max_rpc_size grows to fit the largest configured message
+  // A slower peer loses messages and gossip beyond this (never subscriptions, GRAFT, PRUNE).
+  size_t max_queued_bytes_per_peer = 8 << 20;
 };
 
 class GossipsubService {
@@ -42,6 +43,8 @@ class GossipsubService {
   Router& router() { return router_; }
   const Router& router() const { return router_; }
   uint64_t dropped_rpcs() const { return dropped_rpcs_; }
+  // Items peers sent over our RPC count limits, dropped instead of resetting the stream.
+  uint64_t truncated_items() const { return truncated_items_; }
 
  private:
   struct Link;
@@ -65,6 +68,7 @@ class GossipsubService {
   bool running_ = false;
   bool draining_ = false;
   uint64_t dropped_rpcs_ = 0;
+  uint64_t truncated_items_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -425,6 +425,167 @@ TEST_F(RouterTest, GossipGoesToNonMeshPeersAndIWantIsServed) {
   EXPECT_EQ(served, 2u);
 }
 
+// ---- Conformance with go-libp2p-pubsub (wire-conformance review) -----------------------------
+
+// M2: go never answers an accepted GRAFT with a GRAFT; an echo that crosses a PRUNE of the
+// peer's would land in its backoff and cost us P7.
+TEST_F(RouterTest, AcceptedGraftIsNotEchoed) {
+  make();
+  router->join(kTopic, now);
+  auto p = add_peers(1)[0];
+  router->handle_rpc(p.id, graft(), now);
+  ASSERT_TRUE(contains(router->mesh(kTopic), p.id));
+  auto actions = drain();
+  beat();
+  for (const auto& a : {actions, drain()})
+    for (const auto& rpc : sent_to(a, p.id)) EXPECT_TRUE(rpc.control.graft.empty());
+}
+
+// M1: a message refused because the validation queue is full leaves no delivery record, so a
+// later copy that is validated and rejected still penalises its sender (P4).
+TEST_F(RouterTest, ThrottledMessageStillCostsP4WhenLaterRejected) {
+  GossipsubConfig c;
+  c.max_pending_validations_per_topic = 1;
+  make(c);
+  router->join(kTopic, now);
+  auto peers = add_peers(2);
+  Identity origin = identity(900);
+  router->handle_rpc(peers[0].id, publish(message_from(origin, 1)), now);
+  Message bad = message_from(origin, 2);
+  router->handle_rpc(peers[1].id, publish(bad), now);  // throttled
+  EXPECT_EQ(router->counters().throttled, 1u);
+  for (const auto& v : of<ValidateMessage>(drain()))
+    router->report_validation(v.id, Verdict::accept, now);
+  router->handle_rpc(peers[1].id, publish(bad), now);
+  auto validations = of<ValidateMessage>(drain());
+  ASSERT_EQ(validations.size(), 1u);
+  router->report_validation(validations[0].id, Verdict::reject, now);
+  EXPECT_LT(router->score(peers[1].id, now), 0);
+}
+
+// M3: the score decides retention before the router forgets the peer, and a retained peer
+// keeps counting for IP colocation (P6), so reconnecting from a crowded IP sheds nothing.
+TEST_F(RouterTest, RetainedPeerKeepsItsIpForColocation) {
+  make();
+  router->join(kTopic, now);
+  std::vector<Identity> crowd;
+  for (int i = 0; i < 6; ++i) {  // one over ip_colocation_factor_threshold (5)
+    crowd.push_back(identity(next_id++));
+    router->add_peer(crowd.back().id, PeerKind::gossipsub_v1_2, false, "10.0.0.1", now);
+  }
+  ASSERT_LT(router->score(crowd[0].id, now), 0);
+  router->remove_peer(crowd[5].id, now);
+  EXPECT_LT(router->score(crowd[0].id, now), 0);
+}
+
+// L1: an IWANT is answered whatever the requester's subscriptions (go does), except for ids it
+// said it does not want.
+TEST_F(RouterTest, IWantServedToUnsubscribedRequesterUnlessUnwanted) {
+  make();
+  router->join(kTopic, now);
+  auto p = add_peers(1)[0];
+  Message m = message_from(identity(900), 1);
+  router->handle_rpc(p.id, publish(m), now);
+  for (const auto& v : of<ValidateMessage>(drain()))
+    router->report_validation(v.id, Verdict::accept, now);
+  drain();
+  Identity stranger = identity(next_id++);
+  router->add_peer(stranger.id, PeerKind::gossipsub_v1_2, false, "", now);
+  drain();
+  MessageId id = message_id(m, MessageIdFn::p2pmq);
+  Rpc iwant;
+  iwant.control.iwant.push_back(ControlIWant{{id}});
+  router->handle_rpc(stranger.id, iwant, now);
+  EXPECT_EQ(messages_sent_to(drain(), stranger.id), 1u);
+  Rpc idontwant;
+  idontwant.control.idontwant.push_back(ControlIDontWant{{id}});
+  router->handle_rpc(stranger.id, idontwant, now);
+  router->handle_rpc(stranger.id, iwant, now);
+  EXPECT_EQ(messages_sent_to(drain(), stranger.id), 0u);
+}
+
+TEST(RouterConfig, DZeroIsTheBootstrapperSetting) {
+  GossipsubConfig c;
+  c.D = c.D_lo = c.D_hi = c.D_score = c.D_out = 0;
+  EXPECT_TRUE(validate(c));
+}
+
+// ---- Peers on another message id function ----------------------------------------------------
+
+// A go or js peer on its default id (from || seqno) names the message we hold by another id:
+// its IHAVE must not make us fetch it again.
+TEST_F(RouterTest, IHaveUnderStockIdOfAHeldMessageIsNotRequested) {
+  make();
+  router->join(kTopic, now);
+  auto peers = add_peers(2);
+  Message m = message_from(identity(900), 1);
+  router->handle_rpc(peers[0].id, publish(m), now);
+  for (const auto& v : of<ValidateMessage>(drain()))
+    router->report_validation(v.id, Verdict::accept, now);
+  drain();
+  Rpc ihave;
+  ihave.control.ihave.push_back(ControlIHave{kTopic, {message_id(m, MessageIdFn::stock)}});
+  router->handle_rpc(peers[1].id, ihave, now);
+  for (const auto& rpc : sent_to(drain(), peers[1].id)) EXPECT_TRUE(rpc.control.iwant.empty());
+}
+
+// What we IWANT by a peer's stock (or rust) id arrives and is known by our id: the promise is
+// kept, not charged as broken (the -185 score an honest js peer got).
+TEST_F(RouterTest, PromiseMadeUnderForeignIdIsKept) {
+  make();
+  router->join(kTopic, now);
+  auto p = add_peers(1)[0];
+  Identity origin = identity(900);
+  Message a = message_from(origin, 1), b = message_from(origin, 2);
+  Rpc ihave;
+  ihave.control.ihave.push_back(ControlIHave{
+      kTopic, {message_id(a, MessageIdFn::stock), message_id(b, MessageIdFn::rust)}});
+  router->handle_rpc(p.id, ihave, now);
+  drain();
+  router->handle_rpc(p.id, publish(a), now);
+  router->handle_rpc(p.id, publish(b), now);
+  drain();
+  beat(std::chrono::seconds(5));
+  EXPECT_EQ(router->counters().broken_promises, 0u);
+}
+
+// Once a peer shows it names messages the stock way, our IHAVE to it does too, and its IWANT
+// by stock id is served: its promise tracking then sees what it asked for arrive.
+TEST_F(RouterTest, GossipToAStockIdPeerUsesStockIds) {
+  make();
+  router->join(kTopic, now);
+  auto peers = add_peers(10);
+  beat();
+  drain();
+  auto mesh = router->mesh(kTopic);
+  const Identity* outsider = nullptr;
+  for (const auto& p : peers)
+    if (!contains(mesh, p.id)) outsider = &p;
+  ASSERT_NE(outsider, nullptr);
+  Identity origin = identity(900);
+  Message first = message_from(origin, 1), second = message_from(origin, 2);
+  for (const Message& m : {first, second}) {
+    router->handle_rpc(mesh[0], publish(m), now);
+    for (const auto& v : of<ValidateMessage>(drain()))
+      router->report_validation(v.id, Verdict::accept, now);
+  }
+  drain();
+  Rpc ihave;  // the outsider gossips `first` by its stock id
+  ihave.control.ihave.push_back(ControlIHave{kTopic, {message_id(first, MessageIdFn::stock)}});
+  router->handle_rpc(outsider->id, ihave, now);
+  drain();
+  beat();
+  std::vector<MessageId> advertised;
+  for (const auto& rpc : sent_to(drain(), outsider->id))
+    for (const auto& ih : rpc.control.ihave) advertised = ih.message_ids;
+  EXPECT_TRUE(std::find(advertised.begin(), advertised.end(),
+                        message_id(second, MessageIdFn::stock)) != advertised.end());
+  Rpc iwant;
+  iwant.control.iwant.push_back(ControlIWant{{message_id(second, MessageIdFn::stock)}});
+  router->handle_rpc(outsider->id, iwant, now);
+  EXPECT_EQ(messages_sent_to(drain(), outsider->id), 1u);
+}
+
 // ---- Scoring -----------------------------------------------------------------------------------
 
 TEST_F(RouterTest, GraylistedPeersRpcsAreIgnored) {

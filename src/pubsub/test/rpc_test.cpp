@@ -124,65 +124,76 @@ TEST(RpcCodec, EncodedSizeMatchesEncoding) {
             encode_message(big).size() + 1 + varint_size(encode_message(big).size()));
 }
 
-void expect_limit(const Rpc& rpc, const RpcLimits& limits, const std::string& name) {
-  auto r = decode_rpc(encode_rpc(rpc), limits);
-  ASSERT_FALSE(r) << name;
-  EXPECT_EQ(r.error().code, Errc::limit_exceeded);
-  EXPECT_NE(r.error().message.find(name), std::string::npos) << r.error().message;
+// decode_rpc with `limits`, expecting success and `dropped` items dropped.
+Rpc decode_dropping(const Rpc& rpc, const RpcLimits& limits, size_t dropped) {
+  RpcDecodeStats stats;
+  auto r = decode_rpc(encode_rpc(rpc), limits, &stats);
+  EXPECT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(stats.dropped, dropped);
+  return r ? *r : Rpc{};
 }
 
-TEST(RpcLimits, RefusesEachBound) {
+TEST(RpcLimits, AFrameOverMaxRpcSizeIsRefused) {
   Rpc rpc = full_rpc();
   Bytes wire = encode_rpc(rpc);
   RpcLimits l;
   l.max_rpc_size = wire.size() - 1;
-  expect_limit(rpc, l, "max_rpc_size");
-  l = {};
+  auto r = decode_rpc(wire, l);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::limit_exceeded);
+  EXPECT_NE(r.error().message.find("max_rpc_size"), std::string::npos);
   l.max_rpc_size = wire.size();
   EXPECT_TRUE(decode_rpc(wire, l));
+}
 
-  l = {};
+// go and rust truncate over-long lists; resetting the stream would lose every frame behind it.
+TEST(RpcLimits, CountsOverTheirBoundsAreTruncatedNotRefused) {
+  Rpc rpc = full_rpc();
+  RpcLimits l;
   l.max_subscriptions = 1;
-  expect_limit(rpc, l, "max_subscriptions");
+  EXPECT_EQ(decode_dropping(rpc, l, 1).subscriptions, (std::vector<SubOpts>{{true, "alpha"}}));
   l = {};
   l.max_messages = 1;
-  expect_limit(rpc, l, "max_messages");
+  EXPECT_EQ(decode_dropping(rpc, l, 1).publish.size(), 1u);
   l = {};
-  l.max_control_entries = 4;  // ihave 2 + iwant 1 + idontwant 2
-  expect_limit(rpc, l, "max_control_entries");
+  l.max_control_entries = 4;  // ihave 2 + iwant 1 + idontwant 2: the last idontwant id goes
+  Rpc got = decode_dropping(rpc, l, 1);
+  ASSERT_EQ(got.control.idontwant.size(), 1u);
+  EXPECT_EQ(got.control.idontwant[0].message_ids, std::vector<MessageId>{id(4)});
   l.max_control_entries = 5;
-  EXPECT_TRUE(decode_rpc(wire, l));
+  EXPECT_EQ(decode_dropping(rpc, l, 0), rpc);
   l = {};
-  l.max_control_messages = 6;  // ihave 2 + iwant 1 + graft 1 + prune 2 + idontwant 1
-  expect_limit(rpc, l, "max_control_messages");
+  l.max_control_messages = 6;  // graft 1 + prune 2 + ihave 2 + iwant 1: idontwant (2 ids) goes
+  EXPECT_TRUE(decode_dropping(rpc, l, 3).control.idontwant.empty());
   l = {};
   l.max_px_peers = 1;
-  expect_limit(rpc, l, "max_px_peers");
-  l = {};
-  l.max_topic_length = 4;  // "alpha"
-  expect_limit(rpc, l, "max_topic_length");
+  EXPECT_EQ(decode_dropping(rpc, l, 1).control.prune[0].peers.size(), 1u);
   l = {};
   l.max_message_id_length = 31;  // the 32-byte idontwant id
-  expect_limit(rpc, l, "max_message_id_length");
-  l.max_message_id_length = 32;
-  EXPECT_TRUE(decode_rpc(wire, l));
+  EXPECT_EQ(decode_dropping(rpc, l, 1).control.idontwant[0].message_ids.size(), 1u);
 }
 
-TEST(RpcLimits, CountsControlTopicsAndSubscriptionTopics) {
+TEST(RpcLimits, EntriesWithOverlongTopicsAreDropped) {
   RpcLimits l;
   l.max_topic_length = 3;
-  Rpc graft;
-  graft.control.graft = {{"long"}};
-  expect_limit(graft, l, "max_topic_length");
-  Rpc sub;
-  sub.subscriptions = {{true, "long"}};
-  expect_limit(sub, l, "max_topic_length");
+  Rpc rpc;
+  rpc.control.graft = {{"long"}, {"ok"}};
+  rpc.subscriptions = {{true, "long"}, {true, "abc"}};
+  rpc.publish = {{std::nullopt, {}, std::nullopt, "long", std::nullopt, std::nullopt}};
+  Rpc got = decode_dropping(rpc, l, 3);
+  EXPECT_EQ(got.control.graft, (std::vector<ControlGraft>{{"ok"}}));
+  EXPECT_EQ(got.subscriptions, (std::vector<SubOpts>{{true, "abc"}}));
+  EXPECT_TRUE(got.publish.empty());
 }
 
-TEST(RpcLimits, DefaultsAcceptAFullSizeMessage) {
+// go refuses frames over 1 MiB: a full-size payload with the largest envelope (RSA-8192 key
+// and signature, longest topic) must still fit one, and what we send we also accept.
+TEST(RpcLimits, AFullSizeMessageFitsGosFrameLimit) {
   Rpc rpc;
   rpc.publish = {{Bytes(38, 1), Bytes(kMaxMessageDataSize, 2), Bytes(8, 3), std::string(256, 't'),
-                  Bytes(64, 4), std::nullopt}};
+                  Bytes(1024, 4), Bytes(1100, 5)}};
+  EXPECT_LE(encoded_size(rpc.publish[0]), kMaxEncodedMessageSize);
+  EXPECT_LE(encode_rpc(rpc).size(), kMaxOutboundRpcSize);
   EXPECT_TRUE(decode_rpc(encode_rpc(rpc), RpcLimits{}));
 }
 
@@ -362,16 +373,40 @@ TEST(RpcSplit, SplitsMessagesAndControlWithinTheLimit) {
   EXPECT_EQ(merge(parts), rpc);
 }
 
-TEST(RpcSplit, DropsAnItemThatCannotFitAlone) {
+TEST(RpcSplit, AMessageOverTheLimitGoesAlone) {
   Rpc rpc;
   rpc.publish = {{std::nullopt, Bytes(10, 1), std::nullopt, "t", std::nullopt, std::nullopt},
                  {std::nullopt, Bytes(5000, 2), std::nullopt, "t", std::nullopt, std::nullopt},
                  {std::nullopt, Bytes(20, 3), std::nullopt, "t", std::nullopt, std::nullopt}};
   auto parts = split_rpc(rpc, 1000);
-  ASSERT_EQ(parts.size(), 1u);
-  ASSERT_EQ(parts[0].publish.size(), 2u);
-  EXPECT_EQ(parts[0].publish[0], rpc.publish[0]);
-  EXPECT_EQ(parts[0].publish[1], rpc.publish[2]);
+  ASSERT_EQ(parts.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(parts[i].publish, std::vector<Message>{rpc.publish[i]});
+}
+
+// The IWANT reply for 1500 small messages, and 5000+ IHAVE ids: each part stays within the
+// counts a p2pmq receiver takes, so nothing is truncated between two p2pmq nodes.
+TEST(RpcSplit, SplitsByCountAsWellAsBytes) {
+  Rpc rpc;
+  for (int i = 0; i < 1500; ++i)
+    rpc.publish.push_back({Bytes(38, 1), Bytes(16, 2), Bytes(8, 3), "t", Bytes(64, 4), {}});
+  for (int i = 0; i < 2500; ++i) rpc.subscriptions.push_back({true, "t" + std::to_string(i)});
+  rpc.control.ihave = {{"t", std::vector<MessageId>(7000, id(1, 32))}};
+  RpcLimits limits;
+  auto parts = split_rpc(rpc, kMaxOutboundRpcSize, limits);
+  size_t messages = 0, subscriptions = 0;
+  for (const auto& p : parts) {
+    RpcDecodeStats stats;
+    auto back = decode_rpc(encode_rpc(p), limits, &stats);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(stats.dropped, 0u);
+    EXPECT_LE(p.publish.size(), limits.max_messages);
+    EXPECT_LE(p.subscriptions.size(), limits.max_subscriptions);
+    messages += p.publish.size();
+    subscriptions += p.subscriptions.size();
+  }
+  EXPECT_EQ(messages, 1500u);
+  EXPECT_EQ(subscriptions, 2500u);
+  EXPECT_EQ(total_ids(parts, &ControlMessage::ihave), 7000u);
 }
 
 TEST(RpcSplit, PacksTightly) {

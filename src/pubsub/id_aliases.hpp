@@ -1,0 +1,55 @@
+#pragma once
+// Message ids of other implementations, for gossip with peers whose id function differs from
+// ours (go and js default to from || seqno, rust to base58(from) + decimal seqno). Each node
+// deduplicates by its own function, so delivery is unaffected; gossip is not: such a peer's
+// IHAVE names messages we hold by ids we do not know, and our IHAVE names them by ids it does
+// not know, so each side IWANTs what it has and the other's promise tracking sees the answer
+// as a broken promise (P7). The router records the foreign ids of the messages in its cache,
+// resolves a peer's ids through them, learns which function the peer uses, and names messages
+// the peer's way in what it sends it. Sans-IO; bounded like the message cache it follows.
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "pubsub/message.hpp"
+#include "pubsub/types.hpp"
+
+namespace p2pmq::pubsub {
+
+class IdAliases {
+ public:
+  // `max_entries`: messages tracked at once (the message cache's bound).
+  explicit IdAliases(size_t max_entries) : max_entries_(max_entries) {}
+
+  // Records the foreign ids of a message we hold under `id` (our function `own`), in the
+  // current window. Nothing for messages without from and seqno.
+  void add(const MessageId& id, const Message& message, MessageIdFn own);
+
+  struct Match {
+    MessageId id;      // ours
+    MessageIdFn form;  // the function the foreign id came from
+  };
+  // Our id for a foreign one; nullopt when unknown (or it is one of ours).
+  std::optional<Match> resolve(const MessageId& foreign) const;
+  // Our `id` the way `form` names it; `id` itself when unknown.
+  MessageId as_form(const MessageId& id, MessageIdFn form) const;
+
+  // Starts a new window; ids recorded `windows` shifts ago are forgotten (call with the message
+  // cache's shift, with its history length).
+  void shift(size_t windows);
+  size_t size() const { return by_id_.size(); }
+
+ private:
+  using Key = std::string;
+  std::unordered_map<Key, std::vector<std::pair<MessageIdFn, MessageId>>> by_id_;
+  std::unordered_map<Key, std::pair<Key, MessageIdFn>> by_foreign_;
+  std::deque<std::vector<Key>> windows_{1};  // front = newest
+  size_t max_entries_;
+};
+
+}  // namespace p2pmq::pubsub
