@@ -439,6 +439,7 @@ int run_agent(AgentOptions options) {
     };
     if (state) {
       bh.next_seqno = [&state](const std::string& topic) { return state->next_seqno(topic); };
+      bh.topic_number = [&state](const std::string& topic) { return state->topic_number(topic); };
       bh.rollback_seqno = [&state](const std::string& topic, uint64_t seqno) {
         (void)state->rollback_seqno(topic, seqno);
       };

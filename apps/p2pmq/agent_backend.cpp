@@ -26,6 +26,15 @@ Result<uint64_t> AgentBackend::next_seqno(const std::string& topic) {
   return ++seqnos_[topic];
 }
 
+Result<uint64_t> AgentBackend::wire_seqno(const std::string& topic, uint64_t count) {
+  if (gossip_.router().id_fn(topic) != pubsub::MessageIdFn::stock) return count;
+  Result<uint32_t> number =
+      hooks_.topic_number ? hooks_.topic_number(topic)
+                          : topic_numbers_.try_emplace(topic, topic_numbers_.size()).first->second;
+  if (!number) return tl::unexpected(number.error());
+  return pubsub::stock_seqno(*number, count);
+}
+
 api::AgentMessage AgentBackend::to_agent_message(const pubsub::DeliverMessage& d, bool synced) {
   api::AgentMessage m;
   m.id = d.id;
@@ -113,7 +122,9 @@ void AgentBackend::publish(const std::string& topic, Bytes data,
                  done(tl::unexpected(seqno.error()));
                  return;
                }
-               auto id = gossip_.publish(topic, std::move(data), *seqno);
+               auto wire = wire_seqno(topic, *seqno);
+               auto id = wire ? gossip_.publish(topic, std::move(data), *wire)
+                              : Result<pubsub::MessageId>(tl::unexpected(wire.error()));
                if (!id) {
                  // Keep the numbering contiguous.
                  if (hooks_.rollback_seqno) hooks_.rollback_seqno(topic, *seqno);
@@ -121,7 +132,7 @@ void AgentBackend::publish(const std::string& topic, Bytes data,
                  done(tl::unexpected(id.error()));
                  return;
                }
-               done(api::PublishResult{*id, *seqno});
+               done(api::PublishResult{*id, *wire});
              });
 }
 

@@ -24,6 +24,7 @@ class AgentBackend : public api::Backend {
   struct Hooks {
     std::function<Result<uint64_t>(const std::string& topic)> next_seqno;  // persisted counter
     std::function<void(const std::string& topic, uint64_t seqno)> rollback_seqno;
+    std::function<Result<uint32_t>(const std::string& topic)> topic_number;  // persisted
     std::function<void(const std::string& topic, bool subscribed)> subscription_changed;
     // A Listen stream opened; `ordered` is how many ordered ones the topic has now.
     std::function<void(const std::string& topic, size_t ordered)> listeners_changed;
@@ -40,8 +41,10 @@ class AgentBackend : public api::Backend {
   void remove_listener(uint64_t handle) override;
   void status(std::function<void(api::AgentStatus)> done) override;
 
-  // io thread only.
+  // io thread only. The topic's next count (1, 2, 3 ...), and the seqno that carries it on the
+  // wire: the count itself, or under stock ids pubsub::stock_seqno of it.
   Result<uint64_t> next_seqno(const std::string& topic);
+  Result<uint64_t> wire_seqno(const std::string& topic, uint64_t count);
   static api::AgentMessage to_agent_message(const pubsub::DeliverMessage& d, bool synced);
 
   // Delivery, io thread only. deliver() hands a message to every listener of its topic, ordered
@@ -75,7 +78,8 @@ class AgentBackend : public api::Backend {
   uint64_t held_dropped_ = 0;
   std::atomic<uint64_t> next_handle_{1};
   // io thread only:
-  std::map<std::string, uint64_t> seqnos_;  // last published, per topic
+  std::map<std::string, uint64_t> seqnos_;         // last published, per topic
+  std::map<std::string, uint32_t> topic_numbers_;  // stock ids, without a state store
   std::map<std::string, std::map<uint64_t, Listener>> listeners_;
   std::map<uint64_t, std::string> listener_topics_;
   std::function<void(api::AgentStatus&)> status_extender_;

@@ -185,7 +185,8 @@ std::string enum_name(const Names<E>& names, E value) {
 const Names<pubsub::MessageIdFn>& message_id_fns() {
   static const Names<pubsub::MessageIdFn> names{{"p2pmq", pubsub::MessageIdFn::p2pmq},
                                                 {"stock", pubsub::MessageIdFn::stock},
-                                                {"content", pubsub::MessageIdFn::content}};
+                                                {"content", pubsub::MessageIdFn::content},
+                                                {"rust", pubsub::MessageIdFn::rust}};
   return names;
 }
 const Names<pubsub::SignaturePolicy>& signature_policies() {

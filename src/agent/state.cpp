@@ -4,6 +4,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <limits>
 #include <string_view>
@@ -16,6 +17,7 @@ namespace {
 constexpr std::string_view kCounterPrefix = "s/";
 constexpr std::string_view kWatermarkPrefix = "w/";
 constexpr std::string_view kSubscriptionPrefix = "t/";
+constexpr std::string_view kTopicNumberPrefix = "n/";
 
 void put_be(std::string& out, uint64_t v, int bytes) {
   for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8)
@@ -107,10 +109,34 @@ Result<void> StateStore::load() {
         return {};
       });
   if (!counters) return counters;
+  auto numbers =
+      scan(*db_, kTopicNumberPrefix,
+           [this](std::string_view topic, std::string_view value) -> Result<void> {
+             if (value.size() != 4)
+               return fail(Errc::io,
+                           "state store: corrupt number of topic '" + std::string(topic) + "'");
+             topic_numbers_[std::string(topic)] = static_cast<uint32_t>(get_be(value, 0, 4));
+             return {};
+           });
+  if (!numbers) return numbers;
   return scan(*db_, kSubscriptionPrefix, [this](std::string_view topic, std::string_view) {
     subscriptions_.insert(std::string(topic));
     return Result<void>{};
   });
+}
+
+Result<uint32_t> StateStore::topic_number(const std::string& topic) {
+  if (auto it = topic_numbers_.find(topic); it != topic_numbers_.end()) return it->second;
+  uint32_t next = 0;
+  for (const auto& [t, n] : topic_numbers_) next = std::max(next, n + 1);
+  std::string value(4, '\0');
+  for (int i = 0; i < 4; ++i) value[size_t(i)] = static_cast<char>(next >> (24 - 8 * i));
+  rocksdb::WriteOptions wo;
+  wo.sync = sync_writes_;
+  if (auto status = db_->Put(wo, key_of(kTopicNumberPrefix, topic), value); !status.ok())
+    return db_error(status);
+  topic_numbers_[topic] = next;
+  return next;
 }
 
 Result<void> StateStore::write_counter(const std::string& topic, uint64_t value) {

@@ -8,6 +8,7 @@
 //   "s/" topic                                 -> last seqno published   (8 bytes, big-endian)
 //   "w/" len(topic) topic origin               -> last delivered seqno   (8 bytes, big-endian)
 //   "t/" topic                                 -> ""                     (a subscription)
+//   "n/" topic                                 -> topic number           (4 bytes, big-endian)
 // len(topic) is 4 bytes big-endian, so the origin is what follows the topic.
 //
 // Every write goes to the WAL before the call returns; without sync_writes it is not fsynced:
@@ -59,6 +60,11 @@ class StateStore {
   // 0 for a topic never published to.
   uint64_t last_seqno(const std::string& topic) const;
 
+  // The topic's number among those this agent numbered (0, 1, 2 ... in the order asked),
+  // persisted before it is returned: stable across restarts. Stock message ids need it
+  // (pubsub::stock_seqno).
+  Result<uint32_t> topic_number(const std::string& topic);
+
   // Upserts, in one atomic write (a later record for the same topic and origin wins).
   Result<void> save_watermarks(const std::vector<WatermarkRecord>& changed);
   // Every stored watermark. Unreadable records are skipped.
@@ -79,6 +85,7 @@ class StateStore {
   bool sync_writes_;
   std::map<std::string, uint64_t> counters_;  // topic -> last seqno (absent: 0)
   std::set<std::string> subscriptions_;
+  std::map<std::string, uint32_t> topic_numbers_;
 };
 
 }  // namespace p2pmq::agent

@@ -21,8 +21,9 @@ struct ApiConfig {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
-  // Largest PublishRequest.data accepted (INVALID_ARGUMENT beyond).
-  size_t max_message_size = 1 << 20;
+  // Largest PublishRequest.data accepted (INVALID_ARGUMENT beyond): pubsub::kMaxMessageDataSize,
+  // what fits one frame of go-libp2p's 1 MiB limit with its signed envelope.
+  size_t max_message_size = (size_t{1} << 20) - (size_t{4} << 10);
   // Longest topic name, in bytes (INVALID_ARGUMENT beyond).
   size_t max_topic_length = 256;
   // Concurrent Listen streams (RESOURCE_EXHAUSTED beyond).

@@ -120,6 +120,14 @@ MessageId message_id(const Message& m, MessageIdFn fn) {
   return {};
 }
 
+Result<uint64_t> stock_seqno(uint32_t topic_number, uint64_t count) {
+  if (count >= (uint64_t{1} << kStockCountBits))
+    return fail(Errc::limit_exceeded, "seqnos of the topic exhausted under stock message ids");
+  if (topic_number > kMaxStockTopicNumber)
+    return fail(Errc::limit_exceeded, "too many topics published to under stock message ids");
+  return (uint64_t{topic_number} << kStockCountBits) | count;
+}
+
 std::vector<std::pair<MessageIdFn, MessageId>> foreign_ids(const Message& m, MessageIdFn own) {
   std::vector<std::pair<MessageIdFn, MessageId>> out;
   if (!m.from || !m.seqno) return out;

@@ -74,4 +74,13 @@ std::vector<std::pair<MessageIdFn, MessageId>> foreign_ids(const Message& messag
 
 MessageId message_id(const Message& message, MessageIdFn fn);
 
+// Under `stock` ids (from || seqno) a seqno must be unique per origin across all its topics
+// (the pubsub spec), while p2pmq counts per topic, contiguously, so that receivers keep order
+// and see gaps. Both hold when a per-origin topic number fills the top bits: the wire seqno is
+// topic_number << kStockCountBits | count, contiguous within the topic (after its first).
+inline constexpr unsigned kStockCountBits = 40;
+inline constexpr uint32_t kMaxStockTopicNumber = (uint32_t{1} << (64 - kStockCountBits)) - 1;
+// Fails when count or topic_number does not fit its bits.
+Result<uint64_t> stock_seqno(uint32_t topic_number, uint64_t count);
+
 }  // namespace p2pmq::pubsub

@@ -134,9 +134,11 @@ const std::map<std::string, Setter, std::less<>>& setters() {
            c.message_id_fn = MessageIdFn::stock;
          else if (v == "content")
            c.message_id_fn = MessageIdFn::content;
+         else if (v == "rust")
+           c.message_id_fn = MessageIdFn::rust;
          else
            return fail(Errc::invalid_input, "gossip." + std::string(k) +
-                                                ": expected p2pmq, stock or content, got '" +
+                                                ": expected p2pmq, stock, content or rust, got '" +
                                                 std::string(v) + "'");
          return {};
        }},
