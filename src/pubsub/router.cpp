@@ -259,8 +259,13 @@ void Router::handle_rpc(const PeerId& from, Rpc rpc, Time now) {
 bool Router::accept_subscription(const PeerState& state, const SubOpts& sub) const {
   if (sub.topic.empty() || sub.topic.size() > config_.max_topic_length) return false;
   if (config_.allowed_topics && !config_.allowed_topics->contains(sub.topic)) return false;
-  return state.topics.contains(sub.topic) ||
-         state.topics.size() < config_.max_subscriptions_per_peer;
+  // Topics we joined are always taken (there are as many as we chose): a peer subscribed to
+  // thousands of topics still gets our messages on the ones we share. The limit bounds the
+  // others, which we only keep for fanout and for topics we may join later.
+  if (state.topics.contains(sub.topic) || mesh_.contains(sub.topic)) return true;
+  size_t others = 0;
+  for (const auto& t : state.topics) others += mesh_.contains(t) ? 0 : 1;
+  return others < config_.max_subscriptions_per_peer;
 }
 
 void Router::handle_subscription(const PeerId& from, PeerState& state, const SubOpts& sub,

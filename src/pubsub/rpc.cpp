@@ -30,7 +30,7 @@ size_t field_size(size_t len) {
 
 void to_pb(const Message& m, pb::Message& out) {
   if (m.from) out.set_from(to_str(*m.from));
-  out.set_data(to_str(m.data));
+  if (m.data_present || !m.data.empty()) out.set_data(to_str(m.data));
   if (m.seqno) out.set_seqno(to_str(*m.seqno));
   out.set_topic(m.topic);
   if (m.signature) out.set_signature(to_str(*m.signature));
@@ -41,6 +41,7 @@ Message from_pb(const pb::Message& m) {
   Message out;
   if (m.has_from()) out.from = to_bytes_of(m.from());
   out.data = to_bytes_of(m.data());
+  out.data_present = m.has_data();
   if (m.has_seqno()) out.seqno = to_bytes_of(m.seqno());
   out.topic = m.topic();
   if (m.has_signature()) out.signature = to_bytes_of(m.signature());
@@ -206,7 +207,8 @@ Bytes encode_message(const Message& message) {
 }
 
 size_t encoded_size(const Message& m) {
-  size_t body = field_size(m.data.size()) + field_size(m.topic.size());
+  size_t body = field_size(m.topic.size());
+  if (m.data_present || !m.data.empty()) body += field_size(m.data.size());
   if (m.from) body += field_size(m.from->size());
   if (m.seqno) body += field_size(m.seqno->size());
   if (m.signature) body += field_size(m.signature->size());

@@ -51,8 +51,8 @@ struct RpcDecodeStats {
 // over max_rpc_size; everything else over a limit is dropped and counted in `stats`.
 Result<Rpc> decode_rpc(BytesView protobuf, const RpcLimits& limits,
                        RpcDecodeStats* stats = nullptr);
-// Deterministic: fields in number order; Message.data and Message.topic always written
-// (go and js publishers always set them, and signatures cover these bytes).
+// Deterministic: fields in number order; Message.topic always written, Message.data unless it
+// was absent on receipt (data_present), since signatures cover these bytes.
 Bytes encode_rpc(const Rpc& rpc);
 // One Message protobuf on its own (what a signature covers, after a prefix).
 Bytes encode_message(const Message& message);

@@ -35,6 +35,9 @@ struct Message {
   TopicId topic;
   std::optional<Bytes> signature;
   std::optional<Bytes> key;  // origin public key protobuf, when not inlined in the id
+  // False only for a received message whose `data` field was absent (go publishes nil data
+  // that way): the signature covers the encoding without the field, so we keep it absent.
+  bool data_present = true;
   bool operator==(const Message&) const = default;
 };
 

@@ -93,6 +93,23 @@ TEST(MessageSign, SurvivesTheWire) {
   EXPECT_TRUE(check_message(decoded->publish[0], kSign));
 }
 
+// L6: go publishes nil data without the field; the signature covers that encoding, so a
+// relay must verify (and forward) the message without adding an empty field.
+TEST(MessageSign, AbsentDataFieldStaysAbsentAndVerifies) {
+  crypto::PrivateKey key = test_key();
+  Message m = make_message(key, "news", {}, 1, kSign);
+  m.data_present = false;
+  m.signature.reset();
+  m.signature = key.sign(signing_bytes(m));
+  Rpc rpc;
+  rpc.publish = {m};
+  auto decoded = decode_rpc(encode_rpc(rpc), RpcLimits{});
+  ASSERT_TRUE(decoded);
+  EXPECT_FALSE(decoded->publish[0].data_present);
+  EXPECT_TRUE(check_message(decoded->publish[0], kSign));
+  EXPECT_EQ(encode_rpc(*decoded), encode_rpc(rpc));
+}
+
 TEST(MessageCheck, RejectsTamperingUnderStrictSign) {
   const Message good = make_message(test_key(), "news", to_bytes("hi"), 42, kSign);
   Message m = good;

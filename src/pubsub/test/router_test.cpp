@@ -538,8 +538,8 @@ TEST_F(RouterTest, PromiseMadeUnderForeignIdIsKept) {
   Identity origin = identity(900);
   Message a = message_from(origin, 1), b = message_from(origin, 2);
   Rpc ihave;
-  ihave.control.ihave.push_back(ControlIHave{
-      kTopic, {message_id(a, MessageIdFn::stock), message_id(b, MessageIdFn::rust)}});
+  ihave.control.ihave.push_back(
+      ControlIHave{kTopic, {message_id(a, MessageIdFn::stock), message_id(b, MessageIdFn::rust)}});
   router->handle_rpc(p.id, ihave, now);
   drain();
   router->handle_rpc(p.id, publish(a), now);
@@ -898,6 +898,26 @@ TEST_F(RouterTest, SubscriptionLimits) {
   router->handle_rpc(p.id, Rpc{{{false, "a"}, {true, "c"}}, {}, {}}, now);
   EXPECT_EQ(router->peer_topics(p.id), (std::vector<TopicId>{"b", "c"}));
   EXPECT_EQ(router->topic_peers("a").size(), 0u);
+}
+
+// Issue 10: a peer subscribed to thousands of topics still gets what we publish on a topic
+// we share, however many others it announced first.
+TEST_F(RouterTest, SharedTopicsAreTakenBeyondTheSubscriptionLimit) {
+  GossipsubConfig c;
+  c.max_subscriptions_per_peer = 10;
+  make(c);
+  router->join(kTopic, now);
+  Identity p = identity(200);
+  router->add_peer(p.id, PeerKind::gossipsub_v1_2, false, "", now);
+  Rpc many;
+  for (int i = 0; i < 2000; ++i) many.subscriptions.push_back({true, "other-" + std::to_string(i)});
+  many.subscriptions.push_back({true, kTopic});
+  router->handle_rpc(p.id, many, now);
+  EXPECT_EQ(router->topic_peers(kTopic), std::vector<PeerId>{p.id});
+  EXPECT_EQ(router->peer_topics(p.id).size(), 11u);
+  drain();
+  beat();
+  EXPECT_TRUE(contains(router->mesh(kTopic), p.id));
 }
 
 TEST_F(RouterTest, UnsubscribedPeerLeavesMesh) {

@@ -88,7 +88,7 @@ TEST(RpcCodec, ReadsAbsentFieldsAndSkipsUnknownOnes) {
   auto decoded = decode_rpc(wire, RpcLimits{});
   ASSERT_TRUE(decoded) << decoded.error().to_string();
   ASSERT_EQ(decoded->publish.size(), 1u);
-  EXPECT_EQ(decoded->publish[0], (Message{std::nullopt, {}, std::nullopt, "t", {}, {}}));
+  EXPECT_EQ(decoded->publish[0], (Message{std::nullopt, {}, std::nullopt, "t", {}, {}, false}));
   EXPECT_TRUE(decoded->control.empty());
   // A message without topic reads as the empty topic (go's proto makes it optional too).
   auto no_topic = decode_rpc(hex("1203"
