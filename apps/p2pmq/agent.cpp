@@ -1,6 +1,7 @@
 #include "agent.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -44,7 +45,7 @@ void emit(const nlohmann::json& j) {
 }
 
 // Commands on stdin, one per line; answers and messages as JSON lines on stdout:
-//   sub T | unsub T | pub T DATA... | connect MULTIADDR | peers | mesh T
+//   sub T | unsub T | pub T DATA... | connect MULTIADDR | peers | mesh T | scores | stats
 class StdioControl {
  public:
   StdioControl(host::Host& host, pubsub::GossipsubService& gossip, dht::DhtService& dht,
@@ -128,6 +129,29 @@ class StdioControl {
       std::vector<std::string> peers;
       for (const auto& p : gossip_.router().mesh(arg)) peers.push_back(p.to_string());
       emit({{"event", "mesh"}, {"topic", arg}, {"peers", peers}});
+    } else if (cmd == "scores") {
+      // What the reference peers answer too (tests/interop/README.md): the router's score of
+      // every pubsub peer, to check that no honest peer of another implementation goes negative.
+      nlohmann::json scores = nlohmann::json::object();
+      auto now = pubsub::Clock::now();
+      for (const auto& p : gossip_.router().peers())
+        scores[p.to_string()] = gossip_.router().score(p, now);
+      emit({{"event", "scores"}, {"scores", scores}});
+    } else if (cmd == "stats") {
+      const auto& c = gossip_.router().counters();
+      rusage usage{};
+      ::getrusage(RUSAGE_SELF, &usage);
+      auto ms = [](const timeval& t) { return t.tv_sec * 1000 + t.tv_usec / 1000; };
+      emit({{"event", "stats"},
+            {"cpu_ms", ms(usage.ru_utime) + ms(usage.ru_stime)},
+            {"max_rss_kb", usage.ru_maxrss},
+            {"published", c.published},
+            {"received", c.delivered - c.published},
+            {"duplicates", c.duplicates},
+            {"ihave_sent", c.ihave_sent},
+            {"iwant_served", c.iwant_served},
+            {"broken_promises", c.broken_promises},
+            {"truncated_items", gossip_.truncated_items()}});
     } else if (cmd.starts_with("dht-")) {
       co_await handle_dht(cmd, arg);
     } else {
