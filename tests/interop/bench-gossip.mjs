@@ -32,16 +32,11 @@
 // Bounded: --budget-s (default 280 s) for the whole run; each implementation gets its share,
 // steps that would not fit are not started. Loopback only; every process started is killed
 // by pid.
-import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { cpuTicks, gossipArgv, killAll, now, startNode, vmHwmKiB, CLK_TCK } from './gossip-nodes.mjs'
 
-const HERE = dirname(fileURLToPath(import.meta.url))
-const PEER_JS = join(HERE, 'peer.mjs')
 const TOPIC = 'p2pmq/bench/gossip'
-const CLK_TCK = 100 // getconf CLK_TCK on Linux (USER_HZ)
 
 function opt (name, dflt) {
   const i = process.argv.indexOf(`--${name}`)
@@ -70,86 +65,11 @@ const MAX_P99_MS = 100
 const OFFSETS = [1, 3, 5] // ring + chords
 const T_START = Date.now()
 
-const now = () => performance.timeOrigin + performance.now()
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 // ---- processes ------------------------------------------------------------------------------
-const live = new Set()
-function killAll () {
-  for (const n of live) { try { process.kill(n.pid, 'SIGKILL') } catch {} }
-}
 process.on('exit', killAll)
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killAll(); process.exit(130) })
-
-// One gossip node; its stdout is parsed line by line without keeping the lines.
-function startNode (impl, index, onMessage) {
-  const argv = impl === 'cpp'
-    ? [process.env.P2PMQ_BIN, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--stdio', '--topic', TOPIC]
-    : [process.execPath, PEER_JS, 'gossip', '--topic', TOPIC, '--Dlo', '5'] // D_lo as p2pmq's default
-  const child = spawn(argv[0], argv.slice(1), { cwd: HERE, stdio: ['pipe', 'pipe', 'pipe'] })
-  const node = { impl, index, child, pid: child.pid, addr: null, exited: false, stderr: '', waiters: [], errors: 0, lastError: null }
-  live.add(node)
-  child.stdin.on('error', () => {})
-  child.on('exit', (code, signal) => { node.exited = true; node.exit = { code, signal }; live.delete(node); for (const w of node.waiters) w(null) })
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', d => { node.stderr = (node.stderr + d).slice(-8000) })
-  let partial = ''
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', chunk => {
-    const t = now()
-    partial += chunk
-    let start = 0
-    let nl
-    while ((nl = partial.indexOf('\n', start)) >= 0) {
-      const line = partial.slice(start, nl)
-      start = nl + 1
-      if (line.includes('"event":"message"')) {
-        onMessage(node, line, t)
-      } else if (line.startsWith('listening ') && node.addr == null) {
-        if (/^listening \/ip4\/127\.0\.0\.1\/tcp\//.test(line)) node.addr = line.slice(10).trim()
-      } else if (line.includes('"event":"error"')) {
-        node.errors++
-        node.lastError = line
-      }
-      if (node.waiters.length) for (const w of [...node.waiters]) w(line)
-    }
-    partial = partial.slice(start)
-  })
-  node.send = line => { if (!node.exited) child.stdin.write(line + '\n') }
-  node.waitFor = (pred, ms, what) => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { done(); reject(new Error(`${impl} node ${index}: no ${what} within ${ms} ms; stderr: ${node.stderr.slice(-2000)}`)) }, ms)
-    const w = line => {
-      if (line == null) { done(); reject(new Error(`${impl} node ${index} exited (${JSON.stringify(node.exit)}) before ${what}; stderr: ${node.stderr.slice(-2000)}`)); return }
-      const v = pred(line)
-      if (v) { done(); resolve(v) }
-    }
-    const done = () => { clearTimeout(timer); node.waiters = node.waiters.filter(x => x !== w) }
-    node.waiters.push(w)
-  })
-  node.stop = async () => {
-    if (node.exited) return
-    const exited = new Promise(resolve => child.once('exit', resolve))
-    try { process.kill(node.pid, 'SIGTERM') } catch {}
-    const t = setTimeout(() => { try { process.kill(node.pid, 'SIGKILL') } catch {} }, 5000)
-    await exited
-    clearTimeout(t)
-  }
-  return node
-}
-
-function cpuTicks (pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ') // fields from 3 (state) on
-    return Number(f[11]) + Number(f[12]) // utime (14), stime (15)
-  } catch { return 0 }
-}
-function vmHwmKiB (pid) {
-  try {
-    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmHWM:\s+(\d+) kB/m)
-    return m ? Number(m[1]) : null
-  } catch { return null }
-}
 
 const pct = (sorted, p) => sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]
 const median = xs => { const v = [...xs].sort((a, b) => a - b); return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : null }
@@ -171,7 +91,7 @@ async function runImpl (impl, deadline) {
 
   process.stderr.write(`[${impl}] starting ${N} nodes\n`)
   const nodes = []
-  for (let i = 0; i < N; i++) nodes.push(startNode(impl, i, onMessage))
+  for (let i = 0; i < N; i++) nodes.push(startNode(impl, i, gossipArgv(impl, TOPIC), onMessage))
   await Promise.all(nodes.map(n => n.addr != null ? n.addr : n.waitFor(() => n.addr, 30_000, 'listening line')))
   for (let i = 0; i < N; i++) {
     for (const off of OFFSETS) {

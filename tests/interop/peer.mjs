@@ -50,7 +50,7 @@ const USAGE = `usage:
   node peer.mjs keygen [--out HEXFILE]
   node peer.mjs gossip [--bootstrap MULTIADDR]... [--topic T]... [--key FILE]
                        [--D n] [--Dlo n] [--Dhi n] [--Dout n] [--Dscore n] [--Dlazy n]
-                       [--heartbeat-ms n] [--flood-publish 0|1]
+                       [--heartbeat-ms n] [--flood-publish 0|1] [--msgid p2pmq|stock]
   node peer.mjs dht [--mode server|client] [--bootstrap MULTIADDR]... [--protocol P]
                     [--key FILE] [--query-timeout S]`
 
@@ -470,6 +470,11 @@ function gossipOptions (over = {}) {
   }
 }
 
+// gossipOptions without the keys set to undefined (so gossipsub's own defaults apply).
+function definedOnly (o) {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
+}
+
 function seqnoJson (seqno) {
   if (seqno == null) return null
   const b = BigInt(seqno)
@@ -520,6 +525,11 @@ async function cmdGossip (opts) {
     if (opts[flag] != null) over[key] = intOpt(opts, flag)
   }
   if (opts['flood-publish'] != null) over.floodPublish = opts['flood-publish'] !== '0'
+  // --msgid stock: js gossipsub's own defaults (from || seqno ids, a random seqno per message),
+  // as a js node that knows nothing of p2pmq runs; p2pmq (default): p2pmq's ids and seqnos.
+  const msgid = opts.msgid ?? 'p2pmq'
+  if (msgid !== 'p2pmq' && msgid !== 'stock') throw new UsageError(`--msgid must be p2pmq or stock, got ${msgid}`)
+  if (msgid === 'stock') { over.msgIdFn = undefined; over.msgIdToStrFn = undefined }
   let bootstrap
   try {
     bootstrap = (opts.bootstrap ?? []).map(a => multiaddr(a))
@@ -528,7 +538,7 @@ async function cmdGossip (opts) {
   }
   if (opts._.length !== 0) throw new UsageError(`gossip takes no positional arguments, got ${opts._.join(' ')}`)
 
-  const node = await makeNode({ listen: true, privateKey, agentVersion: opts.agent, pubsub: gossipOptions(over) })
+  const node = await makeNode({ listen: true, privateKey, agentVersion: opts.agent, pubsub: definedOnly(gossipOptions(over)) })
   const ps = node.services.pubsub
   const self = node.peerId
   const emit = obj => out(JSON.stringify(obj))
@@ -536,9 +546,11 @@ async function cmdGossip (opts) {
 
   const stop = stopOnSignals(node)
 
+  const counts = { published: 0, received: 0 } // for `stats`
   ps.addEventListener('gossipsub:message', ({ detail: { msg } }) => {
     const signed = msg.type === 'signed'
     if (signed && msg.from.equals(self)) return // our own publication, come back round
+    counts.received++
     emit({
       event: 'message',
       topic: msg.topic,
@@ -584,9 +596,15 @@ async function cmdGossip (opts) {
         if (pm == null) throw new Error('usage: pub TOPIC DATA')
         const topic = pm[1]
         const data = new Uint8Array(Buffer.from(pm[2] ?? '', 'utf8'))
+        if (msgid === 'stock') {
+          await ps.publish(topic, data)
+          counts.published++
+          return emit({ event: 'published', topic, seqno: null, id: null })
+        }
         const seqno = (seqnos.get(topic) ?? 0) + 1
         const msgId = await publishWithSeqno(ps, topic, data, seqno, self)
         seqnos.set(topic, seqno)
+        counts.published++
         return emit({ event: 'published', topic, seqno, id: msgId })
       }
       case 'connect': {
@@ -597,6 +615,22 @@ async function cmdGossip (opts) {
       }
       case 'peers':
         return emit({ event: 'peers', peers: ps.getPeers().map(p => p.toString()) })
+      case 'scores': {
+        const scores = {}
+        for (const p of ps.getPeers()) scores[p.toString()] = ps.getScore(p.toString())
+        return emit({ event: 'scores', scores })
+      }
+      case 'stats': {
+        const cpu = process.cpuUsage()
+        return emit({
+          event: 'stats',
+          cpu_ms: Math.round((cpu.user + cpu.system) / 1000),
+          rss_kb: Math.round(process.memoryUsage.rss() / 1024),
+          max_rss_kb: process.resourceUsage().maxRSS,
+          published: counts.published,
+          received: counts.received
+        })
+      }
       case 'mesh':
         if (arg === '') throw new Error('usage: mesh TOPIC')
         return emit({ event: 'mesh', topic: arg, peers: ps.getMeshPeers(arg).map(p => p.toString()) })
