@@ -928,11 +928,12 @@ Rpc& Router::outgoing(const PeerId& peer) {
 }
 
 void Router::flush_outgoing() {
-  for (auto& [peer, rpc] : outgoing_) {
+  for (auto& entry : outgoing_) {  // not a structured binding: clang 14 cannot capture those
+    const PeerId& peer = entry.first;
+    Rpc& rpc = entry.second;
     // Membership changed since these were queued: a GRAFT for a mesh the peer has left (it
     // PRUNEd us) or a PRUNE for one it rejoined would contradict the current state.
-    std::erase_if(rpc.control.graft,
-                  [&](const ControlGraft& g) { return !in_mesh(peer, g.topic); });
+    std::erase_if(rpc.control.graft, [&](const ControlGraft& g) { return !in_mesh(peer, g.topic); });
     std::erase_if(rpc.control.prune, [&](const ControlPrune& p) { return in_mesh(peer, p.topic); });
     if (!rpc.empty() && peers_.contains(peer)) send(peer, std::move(rpc));
   }
