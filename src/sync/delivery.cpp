@@ -199,6 +199,12 @@ DeliveryOutput DeliveryTracker::offer(pubsub::Message message, Source source, Ti
   }
   Stream& s = *sp;
   s.last_active = now;
+  if (!is_new && !s.unnumbered && far_outside(s, n)) stop_tracking(s, out);
+  if (s.unnumbered) {
+    ++stats_.untracked;
+    emit(Deliver{std::move(message), source, 0}, out);
+    return out;
+  }
   if (is_new && n > 1 && config_.fetch_history) {
     // An origin first met mid-stream: its earlier seqnos are history, fetched once and
     // delivered as they come (out of order, never reported as a gap).
@@ -269,6 +275,25 @@ DeliveryOutput DeliveryTracker::offer(pubsub::Message message, Source source, Ti
     give_up(key, s, s.gaps.begin(), false, out);
   }
   return out;
+}
+
+bool DeliveryTracker::far_outside(const Stream& s, uint64_t n) const {
+  const uint64_t jump = config_.max_seqno_jump;
+  return (n < s.delivered && s.delivered - n > jump) || (n > s.max_seen && n - s.max_seen > jump);
+}
+
+void DeliveryTracker::stop_tracking(Stream& s, DeliveryOutput& out) {
+  s.unnumbered = true;
+  ++stats_.unnumbered_origins;
+  for (auto& [seqno, d] : s.buffer) {
+    d.seqno = 0;
+    emit(std::move(d), out);
+  }
+  s.buffer.clear();
+  s.gaps.clear();
+  s.abandoned = {};
+  s.done = {};
+  s.max_seen = s.delivered;
 }
 
 std::optional<Time> DeliveryTracker::next_deadline() const {

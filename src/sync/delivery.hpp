@@ -36,6 +36,12 @@ struct DeliveryConfig {
   // deliver what comes, out of order and without gap events (history, not a hole). Off: that
   // history is never delivered.
   bool fetch_history = false;
+  // A seqno this far below what an origin's stream delivered, or above what it saw, says the
+  // origin does not number its messages contiguously per topic (js gossipsub draws a random
+  // seqno per message; an attacker jumps by 2^40): the stream stops tracking and its messages
+  // are delivered as they come, deduplicated by the router's seen cache only. Neither order nor
+  // gaps mean anything for such an origin, and fetching its "gaps" would never end.
+  uint64_t max_seqno_jump = 1'000'000;
 };
 
 struct Deliver {
@@ -79,7 +85,8 @@ struct DeliveryStats {
   uint64_t buffer_overflow = 0;  // dropped from a full buffer; re-fetched as a gap
   uint64_t forced_give_ups = 0;  // gaps given up early because out-of-order state was full
   uint64_t streams_evicted = 0;
-  uint64_t untracked = 0;  // delivered without dedup or order
+  uint64_t untracked = 0;           // delivered without dedup or order
+  uint64_t unnumbered_origins = 0;  // streams that stopped tracking (max_seqno_jump)
   uint64_t gaps_opened = 0;
   uint64_t fetches = 0;
   uint64_t gaps_given_up = 0;
@@ -148,6 +155,7 @@ class DeliveryTracker {
     IntervalSet history_done;            // of those, what was delivered
     IntervalSet acked_above;
     Time last_active{};
+    bool unnumbered = false;  // see DeliveryConfig::max_seqno_jump
   };
   using Key = std::pair<TopicId, Bytes>;
 
@@ -159,6 +167,11 @@ class DeliveryTracker {
                DeliveryOutput& out);
   void advance(const Key& key, Stream& s, DeliveryOutput& out);
   void emit(Deliver d, DeliveryOutput& out);
+  // Whether n is so far from the stream's window that the origin cannot be numbering its
+  // messages contiguously; then stops tracking the stream (releasing its buffer, dropping its
+  // gaps without fetches or events).
+  bool far_outside(const Stream& s, uint64_t n) const;
+  void stop_tracking(Stream& s, DeliveryOutput& out);
 
   DeliveryConfig config_;
   std::map<TopicId, bool> ordered_;

@@ -251,5 +251,38 @@ TEST(Delivery, SwitchingToUnorderedReleasesBuffer) {
   EXPECT_EQ(events(d.offer(msg(5), Source::live, t0)), "5");
 }
 
+// js gossipsub draws a random seqno per message: a later one far below what was delivered is
+// not a replay to drop, it is an origin that does not number contiguously. Everything it sends
+// is delivered (the router's seen cache removes copies), nothing is fetched, no gap reported.
+TEST(Delivery, RandomSeqnosOfAnOriginAreAllDelivered) {
+  DeliveryTracker d(ordered_config());
+  const uint64_t seqnos[] = {0x7a31'0000'0000'0001, 0x0312'0000'0000'0000, 0x9999'0000'0000'0000,
+                             0x0000'0000'0004'0000, 0x4444'0000'0000'0000};
+  size_t delivered = 0;
+  for (uint64_t n : seqnos) {
+    auto out = d.offer(msg(n), Source::live, t0);
+    EXPECT_TRUE(out.fetches.empty());
+    for (const auto& e : out.events) delivered += std::holds_alternative<Deliver>(e) ? 1 : 0;
+  }
+  EXPECT_EQ(delivered, 5u);
+  EXPECT_EQ(d.stats().unnumbered_origins, 1u);
+  EXPECT_FALSE(d.next_deadline());
+  EXPECT_TRUE(d.on_timer(t0 + 1h).events.empty());
+}
+
+// A jump of 2^40 on a synced topic: no fetch of the 2^40 seqnos skipped, no gap event; the
+// origin's messages keep being delivered. Other origins are not affected.
+TEST(Delivery, HugeSeqnoJumpIsNotFetched) {
+  DeliveryTracker d(ordered_config());
+  EXPECT_EQ(events(d.offer(msg(1), Source::live, t0)), "1");
+  EXPECT_EQ(events(d.offer(msg(3), Source::live, t0)), "");  // an ordinary gap: buffered
+  auto out = d.offer(msg((uint64_t{1} << 40) + 3), Source::live, t0);
+  EXPECT_TRUE(out.fetches.empty());
+  EXPECT_EQ(events(out), "0 0");  // 3, released from the buffer, then the jump: untracked
+  EXPECT_FALSE(d.next_deadline());
+  EXPECT_EQ(events(d.offer(msg(1, kB), Source::live, t0)), "1");
+  EXPECT_EQ(events(d.offer(msg(3, kB), Source::live, t0)), "");  // B still tracked, in order
+}
+
 }  // namespace
 }  // namespace p2pmq::sync
