@@ -15,8 +15,8 @@
 //
 // Per network: delivery ratio (every message at every node but its publisher), p50/p99 latency
 // (the publisher's stdin write to the receiver's message line, both in this process),
-// duplicate copies received per delivery and IHAVEs sent (from `stats`, where the
-// implementation reports them), and the scores each kind gives each other kind (`scores` at the
+// duplicate copies received per delivery, IHAVEs sent and IWANT promises broken (from `stats`,
+// where the implementation reports them; n/a when one kind does not), and the scores each kind gives each other kind (`scores` at the
 // end: the minimum over scorers of a kind and scored peers of a kind). A mixed network should
 // match the homogeneous ones on delivery and duplicates, and no score may be negative.
 //
@@ -141,6 +141,7 @@ async function runNetwork (spec) {
     perKind,
     duplicates_per_delivery: sum('duplicates') / totalDelivered,
     ihave_sent: sum('ihave_sent'),
+    broken_promises: sum('broken_promises'),
     minScore
   }
 }
@@ -172,10 +173,11 @@ async function main () {
   for (const r of results) {
     for (const p of r.perKind) lines.push(`| ${r.network} | ${p.publisher} | ${(p.delivery * 100).toFixed(2)}% | ${fmt(p.p50_ms)} | ${fmt(p.p99_ms)} |`)
   }
-  lines.push('', '| network | duplicates per delivery | IHAVEs sent | lowest score, scorer → scored |', '|---|---:|---:|---|')
+  lines.push('', '| network | duplicates per delivery | IHAVEs sent | broken IWANT promises | lowest score, scorer → scored |', '|---|---:|---:|---:|---|')
   for (const r of results) {
     const scores = Object.entries(r.minScore).sort().map(([k, v]) => `${k} ${fmt(v)}`).join(', ')
-    lines.push(`| ${r.network} | ${fmt(r.duplicates_per_delivery, 2)} | ${Number.isNaN(r.ihave_sent) ? 'n/a' : r.ihave_sent} | ${scores} |`)
+    const count = x => Number.isNaN(x) ? 'n/a' : x
+    lines.push(`| ${r.network} | ${fmt(r.duplicates_per_delivery, 2)} | ${count(r.ihave_sent)} | ${count(r.broken_promises)} | ${scores} |`)
   }
   lines.push('', `total ${((Date.now() - T_START) / 1000).toFixed(0)} s`)
   process.stdout.write(lines.join('\n') + '\n')
