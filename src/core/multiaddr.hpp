@@ -32,9 +32,11 @@ enum class Protocol : uint32_t {
   wss = 478,
 };
 
-// Bounds on untrusted multiaddrs.
-inline constexpr size_t kMaxMultiaddrText = 1024;
+// Bounds on untrusted multiaddrs. The text bound leaves room for the text of any binary
+// multiaddr within kMaxMultiaddrBytes (ip6 and tcp components grow 2.6-3.3 times as text), so
+// whatever we decode we can also print and parse back (found by fuzz_multiaddr).
 inline constexpr size_t kMaxMultiaddrBytes = 1024;
+inline constexpr size_t kMaxMultiaddrText = 4 * kMaxMultiaddrBytes;
 inline constexpr size_t kMaxMultiaddrComponents = 32;
 inline constexpr size_t kMaxDnsNameSize = 255;
 
