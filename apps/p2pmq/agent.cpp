@@ -267,7 +267,9 @@ int run_agent(AgentOptions options) {
   auto score_params = cfg.score;
   if (!score_params.default_topic) score_params.default_topic = pubsub::TopicScoreParams{};
   pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds);
-  AgentBackend backend(node, gossip);
+  api::HoldConfig hold;
+  hold.max_bytes = cfg.grpc.max_held_bytes;
+  AgentBackend backend(node, gossip, hold);
 
   // Persisted state: the publish counters, delivered watermarks and subscriptions (only with a
   // data dir chosen by --config or --data-dir).
@@ -509,7 +511,12 @@ int run_agent(AgentOptions options) {
   sync_agent.start();
   std::set<std::string> topics(options.topics.begin(), options.topics.end());
   if (state)
-    for (const auto& t : state->subscriptions()) topics.insert(t);
+    for (const auto& t : state->subscriptions()) {
+      // A client's subscription from before the restart keeps its messages for the client;
+      // --topic topics (an archive's, say) are held for nobody.
+      if (!std::count(options.topics.begin(), options.topics.end(), t)) backend.hold_for(t);
+      topics.insert(t);
+    }
   for (const auto& t : topics) {
     gossip.join(t);
     if (state) (void)state->add_subscription(t);

@@ -6,8 +6,8 @@ namespace p2pmq::cli {
 
 namespace asio = host::asio;
 
-AgentBackend::AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, size_t max_held)
-    : host_(host), gossip_(gossip), max_held_(max_held) {
+AgentBackend::AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, api::HoldConfig hold)
+    : host_(host), gossip_(gossip), held_(hold) {
   gossip_.on_message([this](const pubsub::DeliverMessage& d) {
     if (!hooks_.own_delivery) deliver(to_agent_message(d, false));
   });
@@ -44,15 +44,12 @@ api::AgentMessage AgentBackend::to_agent_message(const pubsub::DeliverMessage& d
 void AgentBackend::deliver_item(const std::string& topic, const api::ListenItem& item) {
   auto it = listeners_.find(topic);
   if (it == listeners_.end() || it->second.empty()) {
-    // Nobody listens yet: hold it for the next listener (Control.Subscribe's promise).
+    // Nobody listens: hold it for the next listener if a client subscribed to the topic
+    // (Control.Subscribe's promise), within the byte bound.
     if (!gossip_.router().is_subscribed(topic)) return;
-    auto& held = held_[topic];
-    held.push_back(item);
-    if (held.size() > max_held_) {
-      held.pop_front();
-      if (held_dropped_++ % 1000 == 0)
-        spdlog::warn("{}: no listener and {} messages held: dropping the oldest", topic, max_held_);
-    }
+    uint64_t dropped = held_.dropped();
+    if (held_.hold(topic, item) && held_.dropped() != dropped && dropped % 1000 == 0)
+      spdlog::warn("{}: no listener and {} bytes held: dropping the oldest", topic, held_.bytes());
     return;
   }
   for (auto& [handle, listener] : it->second) listener.sink(item);
@@ -84,17 +81,22 @@ void AgentBackend::subscribe(const std::string& topic, std::function<void(Result
       gossip_.join(topic);
       if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
     }
+    held_.request(topic);
     done({});
   });
+}
+
+void AgentBackend::hold_for(const std::string& topic) {
+  held_.request(topic);
 }
 
 void AgentBackend::unsubscribe(const std::string& topic, std::function<void(Result<void>)> done) {
   asio::post(host_.executor(), [this, topic, done = std::move(done)] {
     if (gossip_.router().is_subscribed(topic)) {
       gossip_.leave(topic);
-      held_.erase(topic);
       if (hooks_.subscription_changed) hooks_.subscription_changed(topic, false);
     }
+    held_.release(topic);
     done({});
   });
 }
@@ -137,10 +139,7 @@ uint64_t AgentBackend::add_listener(const std::string& topic, api::ListenOptions
     auto& listener = listeners_[topic][handle];
     listener = Listener{options.ordered, std::move(sink)};
     listener_topics_[handle] = topic;
-    if (auto held = held_.find(topic); held != held_.end()) {
-      for (const auto& item : held->second) listener.sink(item);
-      held_.erase(held);
-    }
+    for (const auto& item : held_.take(topic)) listener.sink(item);
     if (hooks_.listeners_changed) hooks_.listeners_changed(topic, ordered_listeners(topic));
   });
   return handle;

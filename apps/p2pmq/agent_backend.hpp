@@ -8,6 +8,7 @@
 #include <set>
 
 #include "api/backend.hpp"
+#include "api/held_messages.hpp"
 #include "host/host.hpp"
 #include "protocols/identify.hpp"
 #include "pubsub/io/gossipsub_service.hpp"
@@ -17,7 +18,7 @@ namespace p2pmq::cli {
 class AgentBackend : public api::Backend {
  public:
   // Without a delivery path set by the agent (set_hooks), live gossip goes straight to deliver().
-  AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, size_t max_held = 10'000);
+  AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, api::HoldConfig hold = {});
 
   // How the agent plugs persistence and sync in. Every hook runs on the io thread; unset ones
   // keep the in-memory behaviour.
@@ -47,12 +48,16 @@ class AgentBackend : public api::Backend {
   // Delivery, io thread only. deliver() hands a message to every listener of its topic, ordered
   // or not: the ordered flag is only recorded here (ordered_listeners), putting messages in
   // order is the caller's job (the agent's SyncAgent). deliver_gap() hands a gap to every
-  // listener of its topic. While a subscribed topic has no listener, its items are held (the
-  // newest max_held) and replayed to the next listener that opens.
+  // listener of its topic. While a topic a client subscribed to (Control.Subscribe) has no
+  // listener, its items are held (api::HeldMessages, bounded in bytes) and replayed to the next
+  // listener that opens.
   void deliver(const api::AgentMessage& message);
   void deliver_gap(const api::GapNotice& gap);
   // Listeners of `topic` that asked for ordered delivery. io thread only.
   size_t ordered_listeners(const std::string& topic) const;
+  // Holds the topic's messages for the next listener as if a client had subscribed (the
+  // subscriptions a restarted agent restores). io thread only.
+  void hold_for(const std::string& topic);
 
   // Runs on the io thread at the end of every status(), after the backend filled what it knows
   // (identity, addresses, topics, peers, connected_peers, and topic_status with one entry per
@@ -69,10 +74,8 @@ class AgentBackend : public api::Backend {
 
   host::Host& host_;
   pubsub::GossipsubService& gossip_;
-  size_t max_held_;
   Hooks hooks_;
-  std::map<std::string, std::deque<api::ListenItem>> held_;
-  uint64_t held_dropped_ = 0;
+  api::HeldMessages held_;
   std::atomic<uint64_t> next_handle_{1};
   // io thread only:
   std::map<std::string, uint64_t> seqnos_;  // last published, per topic

@@ -846,6 +846,12 @@ const Fields<GrpcConfig>& grpc_fields() {
       string_field("tls_key", &GrpcConfig::tls_key, /*optional=*/true),
       string_field("tls_client_ca", &GrpcConfig::tls_client_ca, /*optional=*/true),
       uint_field("max_listen_streams", &GrpcConfig::max_listen_streams),
+      uint_field("max_held_bytes", &GrpcConfig::max_held_bytes),
+      uint_field("max_listen_buffer_bytes", &GrpcConfig::max_listen_buffer_bytes),
+      uint_field("max_listen_total_bytes", &GrpcConfig::max_listen_total_bytes),
+      uint_field("max_pending_publish_bytes", &GrpcConfig::max_pending_publish_bytes),
+      uint_field("max_topics", &GrpcConfig::max_topics),
+      bool_field("allow_insecure_remote", &GrpcConfig::allow_insecure_remote),
   };
   return fields;
 }
@@ -1107,6 +1113,13 @@ Result<void> validate_impl(const AgentConfig& c) {
     return bad_value("grpc.tls_client_ca", "needs grpc.tls_cert and grpc.tls_key (TLS)",
                      "'" + g.tls_client_ca + "'");
   if (g.max_listen_streams == 0) return bad_value("grpc.max_listen_streams", "must be >= 1", "0");
+  const std::pair<const char*, size_t> grpc_bounds[] = {
+      {"max_listen_buffer_bytes", g.max_listen_buffer_bytes},
+      {"max_listen_total_bytes", g.max_listen_total_bytes},
+      {"max_pending_publish_bytes", g.max_pending_publish_bytes},
+      {"max_topics", g.max_topics}};
+  for (const auto& [name, value] : grpc_bounds)
+    if (value == 0) return bad_value(std::string("grpc.") + name, "must be >= 1", "0");
 
   if (auto r = validate_dht(c.dht); !r) return r;
   if (auto r = validate_connmgr(c.connmgr); !r) return r;

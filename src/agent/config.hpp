@@ -70,6 +70,19 @@ struct GrpcConfig {
   std::string tls_key;
   std::string tls_client_ca;  // PEM; clients must present a certificate it signed (mTLS)
   size_t max_listen_streams = 1024;
+  // Messages held for subscribed topics without a Listen stream, all topics together.
+  size_t max_held_bytes = 64 << 20;
+  // Listen buffers: one stream's, and all streams' together (each stream gets at most an equal
+  // share of the total while it is full).
+  size_t max_listen_buffer_bytes = 16 << 20;
+  size_t max_listen_total_bytes = 256 << 20;
+  // Publish payloads accepted but not yet handed to the router; beyond: RESOURCE_EXHAUSTED.
+  size_t max_pending_publish_bytes = 64 << 20;
+  // Topics the agent has joined; a Subscribe, Publish or Listen that would join one more is
+  // refused with RESOURCE_EXHAUSTED.
+  size_t max_topics = 1024;
+  // Serve without TLS on an address other than loopback (anyone who reaches it can publish).
+  bool allow_insecure_remote = false;
 };
 
 // dht::DhtConfig plus discovery. Mode follows the roles unless set: bootstrapper role ->
@@ -191,6 +204,10 @@ void apply_grpc(const GrpcConfig& g, ApiConfig& a) {
   a.tls_key_file = g.tls_key;
   a.tls_client_ca_file = g.tls_client_ca;
   a.max_listen_streams = g.max_listen_streams;
+  a.max_listen_buffer_bytes = g.max_listen_buffer_bytes;
+  a.max_listen_total_bytes = g.max_listen_total_bytes;
+  a.max_pending_publish_bytes = g.max_pending_publish_bytes;
+  a.allow_insecure_remote = g.allow_insecure_remote;
 }
 
 // api::ValidationConfig (the endpoints go to the ValidationClient constructor).

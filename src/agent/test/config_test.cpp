@@ -703,6 +703,8 @@ struct FakeHostConfig {
 struct FakeApiConfig {
   std::string address, tls_cert_file, tls_key_file, tls_client_ca_file;
   size_t max_listen_streams = 0;
+  size_t max_listen_buffer_bytes = 0, max_listen_total_bytes = 0, max_pending_publish_bytes = 0;
+  bool allow_insecure_remote = false;
 };
 struct FakeValidationConfig {
   enum class Policy { ignore, accept };
