@@ -269,7 +269,7 @@ int run_agent(AgentOptions options) {
   pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds);
   api::HoldConfig hold;
   hold.max_bytes = cfg.grpc.max_held_bytes;
-  AgentBackend backend(node, gossip, hold);
+  AgentBackend backend(node, gossip, hold, cfg.grpc.max_topics);
 
   // Persisted state: the publish counters, delivered watermarks and subscriptions (only with a
   // data dir chosen by --config or --data-dir).

@@ -6,8 +6,9 @@ namespace p2pmq::cli {
 
 namespace asio = host::asio;
 
-AgentBackend::AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, api::HoldConfig hold)
-    : host_(host), gossip_(gossip), held_(hold) {
+AgentBackend::AgentBackend(host::Host& host, pubsub::GossipsubService& gossip,
+                           api::HoldConfig hold, size_t max_topics)
+    : host_(host), gossip_(gossip), held_(hold), max_topics_(max_topics) {
   gossip_.on_message([this](const pubsub::DeliverMessage& d) {
     if (!hooks_.own_delivery) deliver(to_agent_message(d, false));
   });
@@ -75,12 +76,19 @@ void AgentBackend::set_status_extender(std::function<void(api::AgentStatus&)> ex
   status_extender_ = std::move(extender);
 }
 
+Result<void> AgentBackend::join(const std::string& topic) {
+  if (gossip_.router().is_subscribed(topic)) return {};
+  if (size_t joined = gossip_.router().topics().size(); joined >= max_topics_)
+    return fail(Errc::limit_exceeded,
+                fmt::format("the agent has joined {} topics, the limit (grpc.max_topics)", joined));
+  gossip_.join(topic);
+  if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
+  return {};
+}
+
 void AgentBackend::subscribe(const std::string& topic, std::function<void(Result<void>)> done) {
   asio::post(host_.executor(), [this, topic, done = std::move(done)] {
-    if (!gossip_.router().is_subscribed(topic)) {
-      gossip_.join(topic);
-      if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
-    }
+    if (auto r = join(topic); !r) return done(r);
     held_.request(topic);
     done({});
   });
@@ -106,10 +114,7 @@ void AgentBackend::publish(const std::string& topic, Bytes data,
   asio::post(host_.executor(),
              [this, topic, data = std::move(data), done = std::move(done)]() mutable {
                // Publishing to an unknown topic joins it (p2pmq spec).
-               if (!gossip_.router().is_subscribed(topic)) {
-                 gossip_.join(topic);
-                 if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
-               }
+               if (auto r = join(topic); !r) return done(tl::unexpected(r.error()));
                auto seqno = next_seqno(topic);
                if (!seqno) {
                  done(tl::unexpected(seqno.error()));
@@ -128,14 +133,13 @@ void AgentBackend::publish(const std::string& topic, Bytes data,
 }
 
 uint64_t AgentBackend::add_listener(const std::string& topic, api::ListenOptions options,
-                                    std::function<void(const api::ListenItem&)> sink) {
+                                    std::function<void(const api::ListenItem&)> sink,
+                                    std::function<void(const Error&)> refused) {
   uint64_t handle = next_handle_++;
-  asio::post(host_.executor(), [this, topic, handle, options, sink = std::move(sink)]() mutable {
+  asio::post(host_.executor(), [this, topic, handle, options, sink = std::move(sink),
+                                refused = std::move(refused)]() mutable {
     // Listening on an unknown topic subscribes to it (p2pmq spec).
-    if (!gossip_.router().is_subscribed(topic)) {
-      gossip_.join(topic);
-      if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
-    }
+    if (auto r = join(topic); !r) return refused(r.error());
     auto& listener = listeners_[topic][handle];
     listener = Listener{options.ordered, std::move(sink)};
     listener_topics_[handle] = topic;

@@ -18,7 +18,9 @@ namespace p2pmq::cli {
 class AgentBackend : public api::Backend {
  public:
   // Without a delivery path set by the agent (set_hooks), live gossip goes straight to deliver().
-  AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, api::HoldConfig hold = {});
+  // Subscribe, Publish and Listen may make the agent join at most max_topics topics in all.
+  AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, api::HoldConfig hold = {},
+               size_t max_topics = 1024);
 
   // How the agent plugs persistence and sync in. Every hook runs on the io thread; unset ones
   // keep the in-memory behaviour.
@@ -37,7 +39,8 @@ class AgentBackend : public api::Backend {
   void publish(const std::string& topic, Bytes data,
                std::function<void(Result<api::PublishResult>)> done) override;
   uint64_t add_listener(const std::string& topic, api::ListenOptions options,
-                        std::function<void(const api::ListenItem&)> sink) override;
+                        std::function<void(const api::ListenItem&)> sink,
+                        std::function<void(const Error&)> refused) override;
   void remove_listener(uint64_t handle) override;
   void status(std::function<void(api::AgentStatus)> done) override;
 
@@ -71,11 +74,14 @@ class AgentBackend : public api::Backend {
     std::function<void(const api::ListenItem&)> sink;
   };
   void deliver_item(const std::string& topic, const api::ListenItem& item);
+  // Joins the topic unless joined or at max_topics_. io thread only.
+  Result<void> join(const std::string& topic);
 
   host::Host& host_;
   pubsub::GossipsubService& gossip_;
   Hooks hooks_;
   api::HeldMessages held_;
+  size_t max_topics_;
   std::atomic<uint64_t> next_handle_{1};
   // io thread only:
   std::map<std::string, uint64_t> seqnos_;  // last published, per topic

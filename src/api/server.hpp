@@ -66,6 +66,8 @@ class ApiServer {
 
   // Open Listen streams (for status and tests).
   size_t listen_streams() const;
+  // Bytes waiting in every Listen stream's buffer (api::footprint), for status and tests.
+  size_t listen_buffered_bytes() const;
 
  private:
   struct Impl;

@@ -519,6 +519,58 @@ class BadInput(AgentTestCase):
         self.assertEqual(r.seqno, 1)
         self.assertTrue(a.proc.alive())
 
+    def test_undecodable_requests_and_non_utf8_topics(self):
+        """The proto promises INVALID_ARGUMENT with a message, not gRPC's bare UNIMPLEMENTED."""
+        a = Agent(self.procs, "agent")
+        raw = lambda method: a.channel.unary_unary(  # noqa: E731
+            method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        cases = {
+            "Publish non-UTF-8 topic": ("/p2pmq.v1.Messaging/Publish", b"\x0a\x02\xff\xfe"),
+            "Subscribe non-UTF-8 topic": ("/p2pmq.v1.Control/Subscribe", b"\x0a\x01\xc0"),
+            "Publish truncated": ("/p2pmq.v1.Messaging/Publish", b"\x0a\x7f\x61"),
+            "Subscribe bad wire type": ("/p2pmq.v1.Control/Subscribe", b"\x07\x01"),
+        }
+        for name, (method, body) in cases.items():
+            with self.subTest(name):
+                code, details = self.code_of(lambda: raw(method)(body, timeout=30))
+                self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, name)
+                self.assertTrue(details, "%s: no message" % name)
+        self.assertTrue(a.proc.alive())
+
+    def test_topics_joined_are_capped(self):
+        a = Agent(self.procs, "agent", extra=["--set", "grpc.max_topics=2"])
+        pb = self.pb
+        a.control.Subscribe(pb.SubscribeRequest(topic="one"), timeout=30)
+        a.publish("two", b"x")
+        code, details = self.code_of(
+            lambda: a.control.Subscribe(pb.SubscribeRequest(topic="three"), timeout=30))
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("grpc.max_topics", details)
+        code, _ = self.code_of(lambda: a.publish("three", b"x"))
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        code, details = self.code_of(
+            lambda: next(iter(a.messaging.Listen(pb.ListenRequest(topics=["three"]),
+                                                 timeout=30))))
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+        # Topics already joined stay usable.
+        self.assertEqual(a.publish("one", b"x").seqno, 1)
+        self.assertEqual(sorted(a.status().topics), ["one", "two"])
+
+    def test_insecure_remote_api_refused(self):
+        proc = self.procs.start("remote", [harness.p2pmq_bin(), "agent", "--grpc", "0.0.0.0:0"],
+                                cwd=True)
+        wait_until(lambda: not proc.alive(), timeout=30, what="the agent to refuse 0.0.0.0",
+                   context=proc.tail)
+        proc.stop()
+        self.assertNotEqual(proc.popen.returncode, 0, proc.output())
+        self.assertIn("allow_insecure_remote", proc.output())
+        self.assertNotRegex(proc.output(), r"(?m)^grpc ")
+        allowed = self.procs.start("allowed", [
+            harness.p2pmq_bin(), "agent", "--grpc", "0.0.0.0:0",
+            "--set", "grpc.allow_insecure_remote=true"], cwd=True)
+        allowed.wait_line(r"^grpc (\S+:\d+)$", timeout=DEADLINE)
+        self.assertTrue(allowed.alive())
+
     def test_max_size_payload_accepted(self):
         """PublishRequest.data: "at most the agent's max message size (default 1 MiB)"."""
         a = Agent(self.procs, "agent")
