@@ -317,15 +317,18 @@ int run_agent(AgentOptions options) {
     validate_externally = [&validation, ex = node.executor()](
                               const pubsub::DeliverMessage& d, bool synced,
                               std::function<void(pubsub::Verdict)> done) {
-      validation->validate(AgentBackend::to_agent_message(d, synced),
-                           [ex, done = std::move(done)](api::Verdict verdict) {
-                             // Verdicts arrive on gRPC threads; the router lives on the io thread.
-                             asio::post(ex, [done, verdict] {
-                               done(verdict == api::Verdict::accept   ? pubsub::Verdict::accept
-                                    : verdict == api::Verdict::reject ? pubsub::Verdict::reject
-                                                                      : pubsub::Verdict::ignore);
-                             });
-                           });
+      validation->validate(
+          AgentBackend::to_agent_message(d, synced),
+          [ex, done = std::move(done)](api::Verdict verdict) {
+            // Verdicts arrive on gRPC threads; the router lives on the io thread.
+            asio::post(ex, [done, verdict] {
+              done(verdict == api::Verdict::accept   ? pubsub::Verdict::accept
+                   : verdict == api::Verdict::reject ? pubsub::Verdict::reject
+                                                     : pubsub::Verdict::ignore);
+            });
+          },
+          // Each peer gets its share of the pending validations (validation.max_pending_per_peer).
+          d.received_from.to_string());
     };
     gossip.set_validator([&validate_externally](const pubsub::ValidateMessage& v,
                                                 std::function<void(pubsub::Verdict)> done) {

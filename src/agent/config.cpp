@@ -835,6 +835,9 @@ const Fields<ValidationSettings>& validation_fields() {
       string_list_field("endpoints", &V::endpoints),
       duration_field("timeout", &V::timeout),
       enum_field("no_validator_policy", &V::no_validator_policy, policies()),
+      uint_field("max_pending", &V::max_pending),
+      uint_field("max_pending_bytes", &V::max_pending_bytes),
+      uint_field("max_pending_per_peer", &V::max_pending_per_peer),
   };
   return fields;
 }
@@ -1101,6 +1104,12 @@ Result<void> validate_impl(const AgentConfig& c) {
                        "'" + c.validation.endpoints[i] + "'");
   if (c.validation.timeout <= Ms::zero())
     return bad_value("validation.timeout", "must be > 0", format_duration(c.validation.timeout));
+  const std::pair<const char*, size_t> validation_bounds[] = {
+      {"max_pending", c.validation.max_pending},
+      {"max_pending_bytes", c.validation.max_pending_bytes},
+      {"max_pending_per_peer", c.validation.max_pending_per_peer}};
+  for (const auto& [name, value] : validation_bounds)
+    if (value == 0) return bad_value(std::string("validation.") + name, "must be >= 1", "0");
 
   const auto& g = c.grpc;
   // "off": no gRPC API at all (scripts driving the agent through --stdio).

@@ -61,6 +61,11 @@ struct ValidationSettings {
   std::vector<std::string> endpoints;  // host:port (or unix:path) of MsgValidation servers
   std::chrono::milliseconds timeout{5000};
   Policy no_validator_policy = Policy::ignore;
+  // Messages awaiting a verdict: all together, their bytes, and from one peer. Beyond any of
+  // them a message gets IGNORE at once, never the no_validator_policy.
+  size_t max_pending = 4096;
+  size_t max_pending_bytes = 64 << 20;
+  size_t max_pending_per_peer = 512;
 };
 
 // api::ApiConfig. The address is loopback: exposing the API is a deliberate choice.
@@ -217,6 +222,9 @@ void apply_validation(const ValidationSettings& v, ValidationConfig& c) {
   c.no_validator_policy = v.no_validator_policy == ValidationSettings::Policy::accept
                               ? ValidationConfig::Policy::accept
                               : ValidationConfig::Policy::ignore;
+  c.max_pending = v.max_pending;
+  c.max_pending_bytes = v.max_pending_bytes;
+  c.max_pending_per_peer = v.max_pending_per_peer;
 }
 
 }  // namespace p2pmq::agent

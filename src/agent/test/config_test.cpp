@@ -710,6 +710,7 @@ struct FakeValidationConfig {
   enum class Policy { ignore, accept };
   std::chrono::milliseconds timeout{};
   Policy no_validator_policy = Policy::ignore;
+  size_t max_pending = 0, max_pending_bytes = 0, max_pending_per_peer = 0;
 };
 
 TEST(AgentConfigMapping, ApplyToRuntimeConfigs) {
