@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "agent/key_file.hpp"
 #include "agent/state.hpp"
 #include "agent_backend.hpp"
 #include "api/server.hpp"
@@ -185,27 +186,9 @@ class StdioControl {
 namespace {
 
 Result<crypto::PrivateKey> load_or_create_identity(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::path file(path);
-  if (std::filesystem::exists(file, ec)) {
-    std::ifstream in(path, std::ios::binary);
-    Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto key = crypto::PrivateKey::decode(data);
-    if (!key) return fail(Errc::invalid_input, "identity " + path + ": " + key.error().message);
-    return key;
-  }
-  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
-  if (ec)
-    return fail(Errc::io, "cannot create " + file.parent_path().string() + ": " + ec.message());
-  auto key = crypto::PrivateKey::generate();
-  Bytes data = key.encode();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  out.close();
-  if (!out) return fail(Errc::io, "cannot write identity " + path);
-  std::filesystem::permissions(
-      file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
-  spdlog::info("created identity {}", path);
+  bool created = false;
+  auto key = agent::load_or_create_key_file(path, created);
+  if (key && created) spdlog::info("created identity {}", path);
   return key;
 }
 

@@ -571,6 +571,27 @@ class BadInput(AgentTestCase):
         allowed.wait_line(r"^grpc (\S+:\d+)$", timeout=DEADLINE)
         self.assertTrue(allowed.alive())
 
+    def test_bad_key_files(self):
+        """A key path that is a directory, or a key others can read: a clear error, exit != 0
+        (a directory used to abort with an uncaught std::ios_failure, exit 134)."""
+        work = self.procs.workdir("keys")
+        keydir = os.path.join(work, "a-directory")
+        os.mkdir(keydir)
+        self.refused(["--key", keydir], "is a directory")
+        bin_ = harness.p2pmq_bin()
+        key = os.path.join(work, "node.key")
+        rc, out, err = harness.run([bin_, "keygen", "--out", key])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        os.chmod(key, 0o644)
+        self.refused(["--key", key], "chmod 600")
+        rc, out, err = harness.run([bin_, "id", "--key", key])
+        self.assertNotEqual(rc, 0)
+        self.assertIn("chmod 600", err)
+        os.chmod(key, 0o600)
+        rc, out, err = harness.run([bin_, "id", "--key", key])
+        self.assertEqual(rc, 0, err)
+
     def test_max_size_payload_accepted(self):
         """PublishRequest.data: "at most the agent's max message size (default 1 MiB)"."""
         a = Agent(self.procs, "agent")
