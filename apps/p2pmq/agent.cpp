@@ -213,6 +213,7 @@ dht::DhtConfig dht_config(const agent::AgentConfig& cfg) {
       break;
   }
   c.protocol_prefix = cfg.dht.protocol_prefix;
+  c.seed = cfg.rng_seed(1);  // random refresh keys: from the OS unless a test pins gossip.seed
   c.query.alpha = cfg.dht.alpha;
   c.query.k = cfg.dht.k;
   c.table.k = cfg.dht.k;

@@ -1,5 +1,7 @@
 #include "agent/config.hpp"
 
+#include <sys/random.h>
+
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -687,9 +689,26 @@ const Fields<pubsub::GossipsubConfig>& gossip_fields() {
         uint_field("max_topic_length", &G::max_topic_length),
         uint_field("max_pending_validations_per_topic", &G::max_pending_validations_per_topic),
         duration_field("validation_timeout", &G::validation_timeout),
-        uint_field("seed", &G::seed),
     };
     for (auto& field : f) field = via_set_gossip_param(std::move(field));
+    // Unset unless a test pins it: kept in AgentConfig::gossip_seed (see rng_seed()).
+    f.push_back(
+        Field<G>{"seed",
+                 [](Ctx& ctx, G&, const std::string& path, const YAML::Node& n) -> Result<void> {
+                   if (n.IsNull() || n.Scalar().empty() || n.Scalar() == "~") {
+                     ctx.root->gossip_seed.reset();
+                     return {};
+                   }
+                   auto v = get_uint(path, n);
+                   if (!v) return tl::unexpected(v.error());
+                   ctx.root->gossip_seed = *v;
+                   return {};
+                 },
+                 [](const AgentConfig& root, const G&) -> std::optional<YAML::Node> {
+                   if (!root.gossip_seed) return std::nullopt;
+                   return scalar_node(fmt::format("{}", *root.gossip_seed));
+                 },
+                 {}});
     // Direct peers need their addresses (to connect): kept in AgentConfig::direct_peers.
     f.push_back(Field<G>{
         "direct_peers",
@@ -1195,8 +1214,23 @@ bool AgentConfig::has_role(Role role) const {
   return std::find(roles.begin(), roles.end(), role) != roles.end();
 }
 
+uint64_t AgentConfig::rng_seed(uint64_t stream) const {
+  if (gossip_seed) {
+    // splitmix64 of (seed, stream): independent-looking streams from one pinned seed.
+    uint64_t z = *gossip_seed + 0x9e3779b97f4a7c15ULL * (stream + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  uint64_t seed = 0;
+  while (::getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
+  }
+  return seed;
+}
+
 pubsub::GossipsubConfig AgentConfig::router_config() const {
   pubsub::GossipsubConfig g = gossip;
+  g.seed = gossip_seed ? *gossip_seed : rng_seed(0);
   for (const auto& [topic, t] : topics) {
     if (t.message_id_fn) g.message_id_fn_per_topic[topic] = *t.message_id_fn;
     if (t.max_message_size) g.max_message_size_per_topic[topic] = *t.max_message_size;

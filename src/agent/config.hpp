@@ -141,6 +141,9 @@ struct AgentConfig {
   // router_config() fills them from `topics` and `direct_peers`.
   pubsub::GossipsubConfig gossip;
   std::vector<Multiaddr> direct_peers;  // gossip.direct_peers, each with /p2p/<peer id>
+  // gossip.seed: unset in production (every RNG seeded from the OS, so peer selection cannot be
+  // predicted); tests and the simulator pin it. `gossip.seed` of this struct is not used.
+  std::optional<uint64_t> gossip_seed;
   pubsub::PeerScoreParams score;
   pubsub::PeerScoreThresholds thresholds;
   std::map<std::string, TopicConfig> topics;
@@ -153,8 +156,12 @@ struct AgentConfig {
 
   std::string key_file_path() const;
   bool has_role(Role role) const;
-  // `gossip` with the per-topic overrides of `topics` and the direct peers' ids.
+  // `gossip` with the per-topic overrides of `topics`, the direct peers' ids and the seed
+  // (gossip_seed, else drawn from the OS on each call).
   pubsub::GossipsubConfig router_config() const;
+  // A seed for one of the agent's RNGs (`stream` tells them apart: DHT, discovery...): from
+  // gossip_seed when pinned, else from the OS (getrandom).
+  uint64_t rng_seed(uint64_t stream) const;
   // Validation timeout for a topic: its override, else validation.timeout.
   std::chrono::milliseconds validation_timeout(const std::string& topic) const;
 };
