@@ -1,5 +1,6 @@
 #include "agent.hpp"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "agent/key_file.hpp"
+#include "agent/memory_trim.hpp"
 #include "agent/state.hpp"
 #include "agent_backend.hpp"
 #include "api/server.hpp"
@@ -517,10 +519,31 @@ int run_agent(AgentOptions options) {
   if (api_server) std::cout << "grpc " << api_server->bound_address() << std::endl;
   spdlog::info("p2pmq agent {} started as {}", options.agent_version, node.peer_id().to_string());
 
+  // Memory comes back: glibc keeps freed heap in its arenas, so after a large release (a Listen
+  // stream or a peer that held hundreds of MB went away) RSS would stay at the peak. A timer
+  // hands it back to the OS, at most once a second and only after such a release.
+  asio::steady_timer trim_timer(io);
+  agent::TrimPolicy trim_policy;
+  std::function<void()> schedule_trim = [&] {
+    trim_timer.expires_after(std::chrono::seconds(1));
+    trim_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      if (size_t free_bytes = ::mallinfo2().fordblks; trim_policy.should_trim(free_bytes)) {
+        ::malloc_trim(0);
+        size_t after = ::mallinfo2().fordblks;
+        trim_policy.trimmed(after);
+        spdlog::debug("memory: {} MiB freed in the heap, returned to the OS", free_bytes >> 20);
+      }
+      schedule_trim();
+    });
+  };
+  schedule_trim();
+
   bool stopping = false;
   auto stop = [&] {
     if (stopping) return;
     stopping = true;
+    trim_timer.cancel();
     asio::co_spawn(
         io,
         [&]() -> Task<void> {

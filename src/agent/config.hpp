@@ -80,7 +80,7 @@ struct GrpcConfig {
   // Listen buffers: one stream's, and all streams' together (each stream gets at most an equal
   // share of the total while it is full).
   size_t max_listen_buffer_bytes = 16 << 20;
-  size_t max_listen_total_bytes = 256 << 20;
+  size_t max_listen_total_bytes = 64 << 20;
   // Publish payloads accepted but not yet handed to the router; beyond: RESOURCE_EXHAUSTED.
   size_t max_pending_publish_bytes = 64 << 20;
   // Topics the agent has joined; a Subscribe, Publish or Listen that would join one more is

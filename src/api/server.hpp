@@ -37,7 +37,7 @@ struct ApiConfig {
   // streams' buffers together: while the total is reached a stream keeps at most its equal
   // share (total / open streams). A stream always keeps its newest message.
   size_t max_listen_buffer_bytes = 16 << 20;
-  size_t max_listen_total_bytes = 256 << 20;
+  size_t max_listen_total_bytes = 64 << 20;
   // Publish payloads handed to the backend and not answered yet (RESOURCE_EXHAUSTED beyond).
   size_t max_pending_publish_bytes = 64 << 20;
   // Without TLS, an address that is not loopback (or unix:) is refused unless this is set.
