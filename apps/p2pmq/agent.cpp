@@ -13,8 +13,10 @@
 #include <sstream>
 
 #include "agent/key_file.hpp"
+#include "agent/log_limiter.hpp"
 #include "agent/memory_trim.hpp"
 #include "agent/state.hpp"
+#include "agent/sync_batcher.hpp"
 #include "agent_backend.hpp"
 #include "api/server.hpp"
 #include "api/validation_client.hpp"
@@ -261,6 +263,14 @@ int run_agent(AgentOptions options) {
   // data dir chosen by --config or --data-dir).
   std::unique_ptr<agent::StateStore> state;
   if (options.persistent_state) {
+    if (options.repair_state) {
+      if (auto r = agent::StateStore::repair(cfg.data_dir + "/state"); !r) {
+        std::cerr << "error: " << r.error().message << std::endl;
+        return 1;
+      }
+      spdlog::warn("state {}/state: repaired (records RocksDB could not read are gone)",
+                   cfg.data_dir);
+    }
     auto opened =
         agent::StateStore::open(cfg.data_dir + "/state",
                                 cfg.sync.durability == agent::SyncSettings::Durability::power_loss);
@@ -271,6 +281,12 @@ int run_agent(AgentOptions options) {
     }
     state = std::move(*opened);
   }
+  // power_loss: a publish's counter is fsynced before the seqno is used, on a worker thread and
+  // shared by the publishes of a burst (declared after the store: stopped before it closes).
+  std::unique_ptr<agent::SyncBatcher> durability;
+  if (state && cfg.sync.durability == agent::SyncSettings::Durability::power_loss)
+    durability = std::make_unique<agent::SyncBatcher>([&state] { return state->sync_wal(); });
+  agent::LogLimiter state_errors;
 
   // Discovery: the DHT (bootstrappers, topic providers) and the connection manager.
   auto kad_config = dht_config(cfg);
@@ -411,11 +427,14 @@ int run_agent(AgentOptions options) {
   }
   std::vector<sync::WatermarkEntry> watermarks;
   if (state) {
-    sh.save_watermarks = [&state](const std::vector<sync::WatermarkEntry>& entries) {
+    sh.save_watermarks = [&state, &state_errors](const std::vector<sync::WatermarkEntry>& entries) {
       std::vector<agent::WatermarkRecord> records;
       for (const auto& e : entries) records.push_back({e.topic, e.origin, e.seqno});
-      if (auto r = state->save_watermarks(records); !r)
-        spdlog::error("state: saving watermarks: {}", r.error().to_string());
+      uint64_t held_back = 0;
+      if (auto r = state->save_watermarks(records);
+          !r && state_errors.allow(agent::LogLimiter::Clock::now(), held_back))
+        spdlog::error("state: saving watermarks: {} ({} more state errors held back)",
+                      r.error().to_string(), held_back);
     };
     for (const auto& w : state->load_watermarks())
       watermarks.push_back({w.topic, w.origin, w.seqno});
@@ -429,13 +448,25 @@ int run_agent(AgentOptions options) {
       sync_agent.on_listener(topic, ordered > 0);
     };
     if (state) {
-      bh.next_seqno = [&state](const std::string& topic) { return state->next_seqno(topic); };
+      bh.next_seqno = [&state, deferred = durability != nullptr](const std::string& topic) {
+        return state->next_seqno(topic, deferred);
+      };
+      if (durability)
+        bh.make_durable = [&durability,
+                           ex = node.executor()](std::function<void(Result<void>)> done) {
+          durability->request([ex, done = std::move(done)](Result<void> r) {
+            asio::post(ex, [done, r] { done(r); });
+          });
+        };
       bh.rollback_seqno = [&state](const std::string& topic, uint64_t seqno) {
         (void)state->rollback_seqno(topic, seqno);
       };
-      bh.subscription_changed = [&state](const std::string& topic, bool subscribed) {
+      bh.subscription_changed = [&state, &state_errors](const std::string& topic, bool subscribed) {
         auto r = subscribed ? state->add_subscription(topic) : state->remove_subscription(topic);
-        if (!r) spdlog::error("state: subscription {}: {}", topic, r.error().to_string());
+        uint64_t held_back = 0;
+        if (!r && state_errors.allow(agent::LogLimiter::Clock::now(), held_back))
+          spdlog::error("state: subscription {}: {} ({} more state errors held back)", topic,
+                        r.error().to_string(), held_back);
       };
     }
     backend.set_hooks(std::move(bh));

@@ -6,8 +6,8 @@ namespace p2pmq::cli {
 
 namespace asio = host::asio;
 
-AgentBackend::AgentBackend(host::Host& host, pubsub::GossipsubService& gossip,
-                           api::HoldConfig hold, size_t max_topics)
+AgentBackend::AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, api::HoldConfig hold,
+                           size_t max_topics)
     : host_(host), gossip_(gossip), held_(hold), max_topics_(max_topics) {
   gossip_.on_message([this](const pubsub::DeliverMessage& d) {
     if (!hooks_.own_delivery) deliver(to_agent_message(d, false));
@@ -120,16 +120,39 @@ void AgentBackend::publish(const std::string& topic, Bytes data,
                  done(tl::unexpected(seqno.error()));
                  return;
                }
-               auto id = gossip_.publish(topic, std::move(data), *seqno);
-               if (!id) {
-                 // Keep the numbering contiguous.
-                 if (hooks_.rollback_seqno) hooks_.rollback_seqno(topic, *seqno);
-                 seqnos_[topic] = *seqno - 1;
-                 done(tl::unexpected(id.error()));
+               if (!hooks_.make_durable) {
+                 publish_numbered(topic, std::move(data), *seqno, std::move(done));
                  return;
                }
-               done(api::PublishResult{*id, *seqno});
+               // The seqno goes out once its counter is on disk (in order: the syncs answer
+               // in the order they were asked).
+               hooks_.make_durable([this, topic, data = std::move(data), seqno = *seqno,
+                                    done = std::move(done)](Result<void> synced) mutable {
+                 if (!synced) {
+                   give_back_seqno(topic, seqno);
+                   done(tl::unexpected(synced.error()));
+                   return;
+                 }
+                 publish_numbered(topic, std::move(data), seqno, std::move(done));
+               });
              });
+}
+
+void AgentBackend::give_back_seqno(const std::string& topic, uint64_t seqno) {
+  // Keeps the numbering contiguous when it is still the last one out.
+  if (hooks_.rollback_seqno) hooks_.rollback_seqno(topic, seqno);
+  if (seqnos_[topic] == seqno) seqnos_[topic] = seqno - 1;
+}
+
+void AgentBackend::publish_numbered(const std::string& topic, Bytes data, uint64_t seqno,
+                                    std::function<void(Result<api::PublishResult>)> done) {
+  auto id = gossip_.publish(topic, std::move(data), seqno);
+  if (!id) {
+    give_back_seqno(topic, seqno);
+    done(tl::unexpected(id.error()));
+    return;
+  }
+  done(api::PublishResult{*id, seqno});
 }
 
 uint64_t AgentBackend::add_listener(const std::string& topic, api::ListenOptions options,

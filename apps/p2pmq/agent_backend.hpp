@@ -27,6 +27,9 @@ class AgentBackend : public api::Backend {
   struct Hooks {
     std::function<Result<uint64_t>(const std::string& topic)> next_seqno;  // persisted counter
     std::function<void(const std::string& topic, uint64_t seqno)> rollback_seqno;
+    // Set: a seqno from next_seqno is used only once this calls back with success (on the io
+    // thread): the counter's fsync, off the io thread (sync.durability: power_loss).
+    std::function<void(std::function<void(Result<void>)> done)> make_durable;
     std::function<void(const std::string& topic, bool subscribed)> subscription_changed;
     // A Listen stream opened; `ordered` is how many ordered ones the topic has now.
     std::function<void(const std::string& topic, size_t ordered)> listeners_changed;
@@ -76,6 +79,9 @@ class AgentBackend : public api::Backend {
   void deliver_item(const std::string& topic, const api::ListenItem& item);
   // Joins the topic unless joined or at max_topics_. io thread only.
   Result<void> join(const std::string& topic);
+  void publish_numbered(const std::string& topic, Bytes data, uint64_t seqno,
+                        std::function<void(Result<api::PublishResult>)> done);
+  void give_back_seqno(const std::string& topic, uint64_t seqno);
 
   host::Host& host_;
   pubsub::GossipsubService& gossip_;

@@ -388,6 +388,8 @@ void add_agent(CLI::App& app) {
   cmd->add_flag("--echo", options.echo, "serve /p2pmq/echo/1.0.0 (tests, benchmarks)");
   cmd->add_flag("--perf", options.perf, "serve /perf/1.0.0 (throughput benchmarks)");
   cmd->add_flag("--print-config", print_config, "print the effective configuration and exit");
+  cmd->add_flag("--repair-state", options.repair_state,
+                "repair a corrupt state store in the data dir (keeps what is readable)");
   cmd->callback([cmd] {
     auto bad = [](const Error& e) {
       std::cerr << "error: " << e.message << std::endl;
