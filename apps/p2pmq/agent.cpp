@@ -1,5 +1,6 @@
 #include "agent.hpp"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -12,7 +13,11 @@
 #include <set>
 #include <sstream>
 
+#include "agent/key_file.hpp"
+#include "agent/log_limiter.hpp"
+#include "agent/memory_trim.hpp"
 #include "agent/state.hpp"
+#include "agent/sync_batcher.hpp"
 #include "agent_backend.hpp"
 #include "api/server.hpp"
 #include "api/validation_client.hpp"
@@ -209,27 +214,9 @@ class StdioControl {
 namespace {
 
 Result<crypto::PrivateKey> load_or_create_identity(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::path file(path);
-  if (std::filesystem::exists(file, ec)) {
-    std::ifstream in(path, std::ios::binary);
-    Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto key = crypto::PrivateKey::decode(data);
-    if (!key) return fail(Errc::invalid_input, "identity " + path + ": " + key.error().message);
-    return key;
-  }
-  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
-  if (ec)
-    return fail(Errc::io, "cannot create " + file.parent_path().string() + ": " + ec.message());
-  auto key = crypto::PrivateKey::generate();
-  Bytes data = key.encode();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  out.close();
-  if (!out) return fail(Errc::io, "cannot write identity " + path);
-  std::filesystem::permissions(
-      file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
-  spdlog::info("created identity {}", path);
+  bool created = false;
+  auto key = agent::load_or_create_key_file(path, created);
+  if (key && created) spdlog::info("created identity {}", path);
   return key;
 }
 
@@ -254,6 +241,7 @@ dht::DhtConfig dht_config(const agent::AgentConfig& cfg) {
       break;
   }
   c.protocol_prefix = cfg.dht.protocol_prefix;
+  c.seed = cfg.rng_seed(1);  // random refresh keys: from the OS unless a test pins gossip.seed
   c.query.alpha = cfg.dht.alpha;
   c.query.k = cfg.dht.k;
   c.table.k = cfg.dht.k;
@@ -291,12 +279,22 @@ int run_agent(AgentOptions options) {
   auto score_params = cfg.score;
   if (!score_params.default_topic) score_params.default_topic = pubsub::TopicScoreParams{};
   pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds);
-  AgentBackend backend(node, gossip);
+  api::HoldConfig hold;
+  hold.max_bytes = cfg.grpc.max_held_bytes;
+  AgentBackend backend(node, gossip, hold, cfg.grpc.max_topics);
 
   // Persisted state: the publish counters, delivered watermarks and subscriptions (only with a
   // data dir chosen by --config or --data-dir).
   std::unique_ptr<agent::StateStore> state;
   if (options.persistent_state) {
+    if (options.repair_state) {
+      if (auto r = agent::StateStore::repair(cfg.data_dir + "/state"); !r) {
+        std::cerr << "error: " << r.error().message << std::endl;
+        return 1;
+      }
+      spdlog::warn("state {}/state: repaired (records RocksDB could not read are gone)",
+                   cfg.data_dir);
+    }
     auto opened =
         agent::StateStore::open(cfg.data_dir + "/state",
                                 cfg.sync.durability == agent::SyncSettings::Durability::power_loss);
@@ -307,6 +305,12 @@ int run_agent(AgentOptions options) {
     }
     state = std::move(*opened);
   }
+  // power_loss: a publish's counter is fsynced before the seqno is used, on a worker thread and
+  // shared by the publishes of a burst (declared after the store: stopped before it closes).
+  std::unique_ptr<agent::SyncBatcher> durability;
+  if (state && cfg.sync.durability == agent::SyncSettings::Durability::power_loss)
+    durability = std::make_unique<agent::SyncBatcher>([&state] { return state->sync_wal(); });
+  agent::LogLimiter state_errors;
 
   // Discovery: the DHT (bootstrappers, topic providers) and the connection manager.
   auto kad_config = dht_config(cfg);
@@ -339,15 +343,18 @@ int run_agent(AgentOptions options) {
     validate_externally = [&validation, ex = node.executor()](
                               const pubsub::DeliverMessage& d, bool synced,
                               std::function<void(pubsub::Verdict)> done) {
-      validation->validate(AgentBackend::to_agent_message(d, synced),
-                           [ex, done = std::move(done)](api::Verdict verdict) {
-                             // Verdicts arrive on gRPC threads; the router lives on the io thread.
-                             asio::post(ex, [done, verdict] {
-                               done(verdict == api::Verdict::accept   ? pubsub::Verdict::accept
-                                    : verdict == api::Verdict::reject ? pubsub::Verdict::reject
-                                                                      : pubsub::Verdict::ignore);
-                             });
-                           });
+      validation->validate(
+          AgentBackend::to_agent_message(d, synced),
+          [ex, done = std::move(done)](api::Verdict verdict) {
+            // Verdicts arrive on gRPC threads; the router lives on the io thread.
+            asio::post(ex, [done, verdict] {
+              done(verdict == api::Verdict::accept   ? pubsub::Verdict::accept
+                   : verdict == api::Verdict::reject ? pubsub::Verdict::reject
+                                                     : pubsub::Verdict::ignore);
+            });
+          },
+          // Each peer gets its share of the pending validations (validation.max_pending_per_peer).
+          d.received_from.to_string());
     };
     gossip.set_validator([&validate_externally](const pubsub::ValidateMessage& v,
                                                 std::function<void(pubsub::Verdict)> done) {
@@ -444,11 +451,14 @@ int run_agent(AgentOptions options) {
   }
   std::vector<sync::WatermarkEntry> watermarks;
   if (state) {
-    sh.save_watermarks = [&state](const std::vector<sync::WatermarkEntry>& entries) {
+    sh.save_watermarks = [&state, &state_errors](const std::vector<sync::WatermarkEntry>& entries) {
       std::vector<agent::WatermarkRecord> records;
       for (const auto& e : entries) records.push_back({e.topic, e.origin, e.seqno});
-      if (auto r = state->save_watermarks(records); !r)
-        spdlog::error("state: saving watermarks: {}", r.error().to_string());
+      uint64_t held_back = 0;
+      if (auto r = state->save_watermarks(records);
+          !r && state_errors.allow(agent::LogLimiter::Clock::now(), held_back))
+        spdlog::error("state: saving watermarks: {} ({} more state errors held back)",
+                      r.error().to_string(), held_back);
     };
     for (const auto& w : state->load_watermarks())
       watermarks.push_back({w.topic, w.origin, w.seqno});
@@ -462,14 +472,26 @@ int run_agent(AgentOptions options) {
       sync_agent.on_listener(topic, ordered > 0);
     };
     if (state) {
-      bh.next_seqno = [&state](const std::string& topic) { return state->next_seqno(topic); };
       bh.topic_number = [&state](const std::string& topic) { return state->topic_number(topic); };
+      bh.next_seqno = [&state, deferred = durability != nullptr](const std::string& topic) {
+        return state->next_seqno(topic, deferred);
+      };
+      if (durability)
+        bh.make_durable = [&durability,
+                           ex = node.executor()](std::function<void(Result<void>)> done) {
+          durability->request([ex, done = std::move(done)](Result<void> r) {
+            asio::post(ex, [done, r] { done(r); });
+          });
+        };
       bh.rollback_seqno = [&state](const std::string& topic, uint64_t seqno) {
         (void)state->rollback_seqno(topic, seqno);
       };
-      bh.subscription_changed = [&state](const std::string& topic, bool subscribed) {
+      bh.subscription_changed = [&state, &state_errors](const std::string& topic, bool subscribed) {
         auto r = subscribed ? state->add_subscription(topic) : state->remove_subscription(topic);
-        if (!r) spdlog::error("state: subscription {}: {}", topic, r.error().to_string());
+        uint64_t held_back = 0;
+        if (!r && state_errors.allow(agent::LogLimiter::Clock::now(), held_back))
+          spdlog::error("state: subscription {}: {} ({} more state errors held back)", topic,
+                        r.error().to_string(), held_back);
       };
     }
     backend.set_hooks(std::move(bh));
@@ -534,7 +556,12 @@ int run_agent(AgentOptions options) {
   sync_agent.start();
   std::set<std::string> topics(options.topics.begin(), options.topics.end());
   if (state)
-    for (const auto& t : state->subscriptions()) topics.insert(t);
+    for (const auto& t : state->subscriptions()) {
+      // A client's subscription from before the restart keeps its messages for the client;
+      // --topic topics (an archive's, say) are held for nobody.
+      if (!std::count(options.topics.begin(), options.topics.end(), t)) backend.hold_for(t);
+      topics.insert(t);
+    }
   for (const auto& t : topics) {
     gossip.join(t);
     if (state) (void)state->add_subscription(t);
@@ -548,10 +575,31 @@ int run_agent(AgentOptions options) {
   if (api_server) std::cout << "grpc " << api_server->bound_address() << std::endl;
   spdlog::info("p2pmq agent {} started as {}", options.agent_version, node.peer_id().to_string());
 
+  // Memory comes back: glibc keeps freed heap in its arenas, so after a large release (a Listen
+  // stream or a peer that held hundreds of MB went away) RSS would stay at the peak. A timer
+  // hands it back to the OS, at most once a second and only after such a release.
+  asio::steady_timer trim_timer(io);
+  agent::TrimPolicy trim_policy;
+  std::function<void()> schedule_trim = [&] {
+    trim_timer.expires_after(std::chrono::seconds(1));
+    trim_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      if (size_t free_bytes = ::mallinfo2().fordblks; trim_policy.should_trim(free_bytes)) {
+        ::malloc_trim(0);
+        size_t after = ::mallinfo2().fordblks;
+        trim_policy.trimmed(after);
+        spdlog::debug("memory: {} MiB freed in the heap, returned to the OS", free_bytes >> 20);
+      }
+      schedule_trim();
+    });
+  };
+  schedule_trim();
+
   bool stopping = false;
   auto stop = [&] {
     if (stopping) return;
     stopping = true;
+    trim_timer.cancel();
     asio::co_spawn(
         io,
         [&]() -> Task<void> {

@@ -20,6 +20,8 @@ struct AgentOptions {
   bool perf = false;
   bool stdio = false;
   bool log_level_from_cli = false;
+  // Repair a corrupt state store (RocksDB RepairDB) before opening it.
+  bool repair_state = false;
   std::string agent_version = {};
 };
 

@@ -6,8 +6,9 @@ namespace p2pmq::cli {
 
 namespace asio = host::asio;
 
-AgentBackend::AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, size_t max_held)
-    : host_(host), gossip_(gossip), max_held_(max_held) {
+AgentBackend::AgentBackend(host::Host& host, pubsub::GossipsubService& gossip, api::HoldConfig hold,
+                           size_t max_topics)
+    : host_(host), gossip_(gossip), held_(hold), max_topics_(max_topics) {
   gossip_.on_message([this](const pubsub::DeliverMessage& d) {
     if (!hooks_.own_delivery) deliver(to_agent_message(d, false));
   });
@@ -53,15 +54,12 @@ api::AgentMessage AgentBackend::to_agent_message(const pubsub::DeliverMessage& d
 void AgentBackend::deliver_item(const std::string& topic, const api::ListenItem& item) {
   auto it = listeners_.find(topic);
   if (it == listeners_.end() || it->second.empty()) {
-    // Nobody listens yet: hold it for the next listener (Control.Subscribe's promise).
+    // Nobody listens: hold it for the next listener if a client subscribed to the topic
+    // (Control.Subscribe's promise), within the byte bound.
     if (!gossip_.router().is_subscribed(topic)) return;
-    auto& held = held_[topic];
-    held.push_back(item);
-    if (held.size() > max_held_) {
-      held.pop_front();
-      if (held_dropped_++ % 1000 == 0)
-        spdlog::warn("{}: no listener and {} messages held: dropping the oldest", topic, max_held_);
-    }
+    uint64_t dropped = held_.dropped();
+    if (held_.hold(topic, item) && held_.dropped() != dropped && dropped % 1000 == 0)
+      spdlog::warn("{}: no listener and {} bytes held: dropping the oldest", topic, held_.bytes());
     return;
   }
   for (auto& [handle, listener] : it->second) listener.sink(item);
@@ -87,23 +85,35 @@ void AgentBackend::set_status_extender(std::function<void(api::AgentStatus&)> ex
   status_extender_ = std::move(extender);
 }
 
+Result<void> AgentBackend::join(const std::string& topic) {
+  if (gossip_.router().is_subscribed(topic)) return {};
+  if (size_t joined = gossip_.router().topics().size(); joined >= max_topics_)
+    return fail(Errc::limit_exceeded,
+                fmt::format("the agent has joined {} topics, the limit (grpc.max_topics)", joined));
+  gossip_.join(topic);
+  if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
+  return {};
+}
+
 void AgentBackend::subscribe(const std::string& topic, std::function<void(Result<void>)> done) {
   asio::post(host_.executor(), [this, topic, done = std::move(done)] {
-    if (!gossip_.router().is_subscribed(topic)) {
-      gossip_.join(topic);
-      if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
-    }
+    if (auto r = join(topic); !r) return done(r);
+    held_.request(topic);
     done({});
   });
+}
+
+void AgentBackend::hold_for(const std::string& topic) {
+  held_.request(topic);
 }
 
 void AgentBackend::unsubscribe(const std::string& topic, std::function<void(Result<void>)> done) {
   asio::post(host_.executor(), [this, topic, done = std::move(done)] {
     if (gossip_.router().is_subscribed(topic)) {
       gossip_.leave(topic);
-      held_.erase(topic);
       if (hooks_.subscription_changed) hooks_.subscription_changed(topic, false);
     }
+    held_.release(topic);
     done({});
   });
 }
@@ -113,45 +123,61 @@ void AgentBackend::publish(const std::string& topic, Bytes data,
   asio::post(host_.executor(),
              [this, topic, data = std::move(data), done = std::move(done)]() mutable {
                // Publishing to an unknown topic joins it (p2pmq spec).
-               if (!gossip_.router().is_subscribed(topic)) {
-                 gossip_.join(topic);
-                 if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
-               }
+               if (auto r = join(topic); !r) return done(tl::unexpected(r.error()));
                auto seqno = next_seqno(topic);
                if (!seqno) {
                  done(tl::unexpected(seqno.error()));
                  return;
                }
-               auto wire = wire_seqno(topic, *seqno);
-               auto id = wire ? gossip_.publish(topic, std::move(data), *wire)
-                              : Result<pubsub::MessageId>(tl::unexpected(wire.error()));
-               if (!id) {
-                 // Keep the numbering contiguous.
-                 if (hooks_.rollback_seqno) hooks_.rollback_seqno(topic, *seqno);
-                 seqnos_[topic] = *seqno - 1;
-                 done(tl::unexpected(id.error()));
+               if (!hooks_.make_durable) {
+                 publish_numbered(topic, std::move(data), *seqno, std::move(done));
                  return;
                }
-               done(api::PublishResult{*id, *wire});
+               // The seqno goes out once its counter is on disk (in order: the syncs answer
+               // in the order they were asked).
+               hooks_.make_durable([this, topic, data = std::move(data), seqno = *seqno,
+                                    done = std::move(done)](Result<void> synced) mutable {
+                 if (!synced) {
+                   give_back_seqno(topic, seqno);
+                   done(tl::unexpected(synced.error()));
+                   return;
+                 }
+                 publish_numbered(topic, std::move(data), seqno, std::move(done));
+               });
              });
 }
 
+void AgentBackend::give_back_seqno(const std::string& topic, uint64_t seqno) {
+  // Keeps the numbering contiguous when it is still the last one out.
+  if (hooks_.rollback_seqno) hooks_.rollback_seqno(topic, seqno);
+  if (seqnos_[topic] == seqno) seqnos_[topic] = seqno - 1;
+}
+
+void AgentBackend::publish_numbered(const std::string& topic, Bytes data, uint64_t seqno,
+                                    std::function<void(Result<api::PublishResult>)> done) {
+  auto wire = wire_seqno(topic, seqno);
+  auto id = wire ? gossip_.publish(topic, std::move(data), *wire)
+                 : Result<pubsub::MessageId>(tl::unexpected(wire.error()));
+  if (!id) {
+    give_back_seqno(topic, seqno);
+    done(tl::unexpected(id.error()));
+    return;
+  }
+  done(api::PublishResult{*id, *wire});
+}
+
 uint64_t AgentBackend::add_listener(const std::string& topic, api::ListenOptions options,
-                                    std::function<void(const api::ListenItem&)> sink) {
+                                    std::function<void(const api::ListenItem&)> sink,
+                                    std::function<void(const Error&)> refused) {
   uint64_t handle = next_handle_++;
-  asio::post(host_.executor(), [this, topic, handle, options, sink = std::move(sink)]() mutable {
+  asio::post(host_.executor(), [this, topic, handle, options, sink = std::move(sink),
+                                refused = std::move(refused)]() mutable {
     // Listening on an unknown topic subscribes to it (p2pmq spec).
-    if (!gossip_.router().is_subscribed(topic)) {
-      gossip_.join(topic);
-      if (hooks_.subscription_changed) hooks_.subscription_changed(topic, true);
-    }
+    if (auto r = join(topic); !r) return refused(r.error());
     auto& listener = listeners_[topic][handle];
     listener = Listener{options.ordered, std::move(sink)};
     listener_topics_[handle] = topic;
-    if (auto held = held_.find(topic); held != held_.end()) {
-      for (const auto& item : held->second) listener.sink(item);
-      held_.erase(held);
-    }
+    for (const auto& item : held_.take(topic)) listener.sink(item);
     if (hooks_.listeners_changed) hooks_.listeners_changed(topic, ordered_listeners(topic));
   });
   return handle;

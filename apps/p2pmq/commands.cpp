@@ -3,11 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "agent.hpp"
+#include "agent/key_file.hpp"
 #include "host/host.hpp"
 #include "protocols/echo.hpp"
 #include "protocols/identify.hpp"
@@ -25,24 +27,6 @@ int g_exit = 0;
 
 std::string agent_version() {
   return std::string("p2pmq/") + P2PMQ_VERSION;
-}
-
-Result<crypto::PrivateKey> load_key(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(Errc::not_found, "cannot read key file " + path);
-  Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto key = crypto::PrivateKey::decode(data);
-  if (!key) return fail(Errc::invalid_input, "bad key file " + path + ": " + key.error().message);
-  return key;
-}
-
-Result<void> save_key(const crypto::PrivateKey& key, const std::string& path) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return fail(Errc::io, "cannot write key file " + path);
-  Bytes data = key.encode();
-  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  if (!out) return fail(Errc::io, "cannot write key file " + path);
-  return {};
 }
 
 Result<Multiaddr> parse_target(const std::string& text) {
@@ -123,13 +107,14 @@ void add_keygen(CLI::App& app) {
   cmd->add_option("--out", out, "key file to write")->required();
   cmd->add_flag("--force", force, "overwrite an existing file");
   cmd->callback([] {
-    if (!force && std::ifstream(out)) {
+    std::error_code ec;
+    if (!force && std::filesystem::exists(out, ec)) {
       std::cerr << "error: " << out << " exists (use --force to overwrite)" << std::endl;
       g_exit = 1;
       return;
     }
     auto key = crypto::PrivateKey::generate();
-    if (auto r = save_key(key, out); !r) {
+    if (auto r = agent::write_key_file(out, key); !r) {
       fail_with("keygen", r.error());
       g_exit = 1;
       return;
@@ -145,7 +130,7 @@ void add_id(CLI::App& app) {
   cmd->add_option("--key", key_path, "key file")->required();
   cmd->add_flag("--cid", cid, "print the CIDv1 (base32) form");
   cmd->callback([] {
-    auto key = load_key(key_path);
+    auto key = agent::read_key_file(key_path);
     if (!key) {
       fail_with("id", key.error());
       g_exit = 1;
@@ -403,6 +388,8 @@ void add_agent(CLI::App& app) {
   cmd->add_flag("--echo", options.echo, "serve /p2pmq/echo/1.0.0 (tests, benchmarks)");
   cmd->add_flag("--perf", options.perf, "serve /perf/1.0.0 (throughput benchmarks)");
   cmd->add_flag("--print-config", print_config, "print the effective configuration and exit");
+  cmd->add_flag("--repair-state", options.repair_state,
+                "repair a corrupt state store in the data dir (keeps what is readable)");
   cmd->callback([cmd] {
     auto bad = [](const Error& e) {
       std::cerr << "error: " << e.message << std::endl;

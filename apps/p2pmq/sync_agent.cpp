@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "agent/log_limiter.hpp"
 #include "pubsub/message.hpp"
 
 namespace p2pmq::cli {
@@ -122,7 +123,12 @@ void SyncAgent::store(const pubsub::Message& m) {
                   stats_.archived += *r ? 1 : 0;
                 } else {
                   ++stats_.archive_failures;
-                  spdlog::error("sync: archive write failed: {}", r.error().to_string());
+                  // A full disk fails every write: one line per 10 s, not one per message.
+                  static agent::LogLimiter limiter;
+                  uint64_t held_back = 0;
+                  if (limiter.allow(agent::LogLimiter::Clock::now(), held_back))
+                    spdlog::error("sync: archive write failed: {} ({} more failures held back)",
+                                  r.error().to_string(), held_back);
                 }
               });
 }

@@ -1,5 +1,7 @@
 #include "agent/config.hpp"
 
+#include <sys/random.h>
+
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -688,9 +690,26 @@ const Fields<pubsub::GossipsubConfig>& gossip_fields() {
         uint_field("max_topic_length", &G::max_topic_length),
         uint_field("max_pending_validations_per_topic", &G::max_pending_validations_per_topic),
         duration_field("validation_timeout", &G::validation_timeout),
-        uint_field("seed", &G::seed),
     };
     for (auto& field : f) field = via_set_gossip_param(std::move(field));
+    // Unset unless a test pins it: kept in AgentConfig::gossip_seed (see rng_seed()).
+    f.push_back(
+        Field<G>{"seed",
+                 [](Ctx& ctx, G&, const std::string& path, const YAML::Node& n) -> Result<void> {
+                   if (n.IsNull() || n.Scalar().empty() || n.Scalar() == "~") {
+                     ctx.root->gossip_seed.reset();
+                     return {};
+                   }
+                   auto v = get_uint(path, n);
+                   if (!v) return tl::unexpected(v.error());
+                   ctx.root->gossip_seed = *v;
+                   return {};
+                 },
+                 [](const AgentConfig& root, const G&) -> std::optional<YAML::Node> {
+                   if (!root.gossip_seed) return std::nullopt;
+                   return scalar_node(fmt::format("{}", *root.gossip_seed));
+                 },
+                 {}});
     // Direct peers need their addresses (to connect): kept in AgentConfig::direct_peers.
     f.push_back(Field<G>{
         "direct_peers",
@@ -836,6 +855,9 @@ const Fields<ValidationSettings>& validation_fields() {
       string_list_field("endpoints", &V::endpoints),
       duration_field("timeout", &V::timeout),
       enum_field("no_validator_policy", &V::no_validator_policy, policies()),
+      uint_field("max_pending", &V::max_pending),
+      uint_field("max_pending_bytes", &V::max_pending_bytes),
+      uint_field("max_pending_per_peer", &V::max_pending_per_peer),
   };
   return fields;
 }
@@ -847,6 +869,12 @@ const Fields<GrpcConfig>& grpc_fields() {
       string_field("tls_key", &GrpcConfig::tls_key, /*optional=*/true),
       string_field("tls_client_ca", &GrpcConfig::tls_client_ca, /*optional=*/true),
       uint_field("max_listen_streams", &GrpcConfig::max_listen_streams),
+      uint_field("max_held_bytes", &GrpcConfig::max_held_bytes),
+      uint_field("max_listen_buffer_bytes", &GrpcConfig::max_listen_buffer_bytes),
+      uint_field("max_listen_total_bytes", &GrpcConfig::max_listen_total_bytes),
+      uint_field("max_pending_publish_bytes", &GrpcConfig::max_pending_publish_bytes),
+      uint_field("max_topics", &GrpcConfig::max_topics),
+      bool_field("allow_insecure_remote", &GrpcConfig::allow_insecure_remote),
   };
   return fields;
 }
@@ -1096,6 +1124,12 @@ Result<void> validate_impl(const AgentConfig& c) {
                        "'" + c.validation.endpoints[i] + "'");
   if (c.validation.timeout <= Ms::zero())
     return bad_value("validation.timeout", "must be > 0", format_duration(c.validation.timeout));
+  const std::pair<const char*, size_t> validation_bounds[] = {
+      {"max_pending", c.validation.max_pending},
+      {"max_pending_bytes", c.validation.max_pending_bytes},
+      {"max_pending_per_peer", c.validation.max_pending_per_peer}};
+  for (const auto& [name, value] : validation_bounds)
+    if (value == 0) return bad_value(std::string("validation.") + name, "must be >= 1", "0");
 
   const auto& g = c.grpc;
   // "off": no gRPC API at all (scripts driving the agent through --stdio).
@@ -1108,6 +1142,13 @@ Result<void> validate_impl(const AgentConfig& c) {
     return bad_value("grpc.tls_client_ca", "needs grpc.tls_cert and grpc.tls_key (TLS)",
                      "'" + g.tls_client_ca + "'");
   if (g.max_listen_streams == 0) return bad_value("grpc.max_listen_streams", "must be >= 1", "0");
+  const std::pair<const char*, size_t> grpc_bounds[] = {
+      {"max_listen_buffer_bytes", g.max_listen_buffer_bytes},
+      {"max_listen_total_bytes", g.max_listen_total_bytes},
+      {"max_pending_publish_bytes", g.max_pending_publish_bytes},
+      {"max_topics", g.max_topics}};
+  for (const auto& [name, value] : grpc_bounds)
+    if (value == 0) return bad_value(std::string("grpc.") + name, "must be >= 1", "0");
 
   if (auto r = validate_dht(c.dht); !r) return r;
   if (auto r = validate_connmgr(c.connmgr); !r) return r;
@@ -1174,8 +1215,23 @@ bool AgentConfig::has_role(Role role) const {
   return std::find(roles.begin(), roles.end(), role) != roles.end();
 }
 
+uint64_t AgentConfig::rng_seed(uint64_t stream) const {
+  if (gossip_seed) {
+    // splitmix64 of (seed, stream): independent-looking streams from one pinned seed.
+    uint64_t z = *gossip_seed + 0x9e3779b97f4a7c15ULL * (stream + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  uint64_t seed = 0;
+  while (::getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
+  }
+  return seed;
+}
+
 pubsub::GossipsubConfig AgentConfig::router_config() const {
   pubsub::GossipsubConfig g = gossip;
+  g.seed = gossip_seed ? *gossip_seed : rng_seed(0);
   for (const auto& [topic, t] : topics) {
     if (t.message_id_fn) g.message_id_fn_per_topic[topic] = *t.message_id_fn;
     if (t.max_message_size) g.max_message_size_per_topic[topic] = *t.max_message_size;

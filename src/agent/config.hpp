@@ -61,6 +61,11 @@ struct ValidationSettings {
   std::vector<std::string> endpoints;  // host:port (or unix:path) of MsgValidation servers
   std::chrono::milliseconds timeout{5000};
   Policy no_validator_policy = Policy::ignore;
+  // Messages awaiting a verdict: all together, their bytes, and from one peer. Beyond any of
+  // them a message gets IGNORE at once, never the no_validator_policy.
+  size_t max_pending = 4096;
+  size_t max_pending_bytes = 64 << 20;
+  size_t max_pending_per_peer = 512;
 };
 
 // api::ApiConfig. The address is loopback: exposing the API is a deliberate choice.
@@ -70,6 +75,19 @@ struct GrpcConfig {
   std::string tls_key;
   std::string tls_client_ca;  // PEM; clients must present a certificate it signed (mTLS)
   size_t max_listen_streams = 1024;
+  // Messages held for subscribed topics without a Listen stream, all topics together.
+  size_t max_held_bytes = 64 << 20;
+  // Listen buffers: one stream's, and all streams' together (each stream gets at most an equal
+  // share of the total while it is full).
+  size_t max_listen_buffer_bytes = 16 << 20;
+  size_t max_listen_total_bytes = 64 << 20;
+  // Publish payloads accepted but not yet handed to the router; beyond: RESOURCE_EXHAUSTED.
+  size_t max_pending_publish_bytes = 64 << 20;
+  // Topics the agent has joined; a Subscribe, Publish or Listen that would join one more is
+  // refused with RESOURCE_EXHAUSTED.
+  size_t max_topics = 1024;
+  // Serve without TLS on an address other than loopback (anyone who reaches it can publish).
+  bool allow_insecure_remote = false;
 };
 
 // dht::DhtConfig plus discovery. Mode follows the roles unless set: bootstrapper role ->
@@ -123,6 +141,9 @@ struct AgentConfig {
   // router_config() fills them from `topics` and `direct_peers`.
   pubsub::GossipsubConfig gossip;
   std::vector<Multiaddr> direct_peers;  // gossip.direct_peers, each with /p2p/<peer id>
+  // gossip.seed: unset in production (every RNG seeded from the OS, so peer selection cannot be
+  // predicted); tests and the simulator pin it. `gossip.seed` of this struct is not used.
+  std::optional<uint64_t> gossip_seed;
   pubsub::PeerScoreParams score;
   pubsub::PeerScoreThresholds thresholds;
   std::map<std::string, TopicConfig> topics;
@@ -135,8 +156,12 @@ struct AgentConfig {
 
   std::string key_file_path() const;
   bool has_role(Role role) const;
-  // `gossip` with the per-topic overrides of `topics` and the direct peers' ids.
+  // `gossip` with the per-topic overrides of `topics`, the direct peers' ids and the seed
+  // (gossip_seed, else drawn from the OS on each call).
   pubsub::GossipsubConfig router_config() const;
+  // A seed for one of the agent's RNGs (`stream` tells them apart: DHT, discovery...): from
+  // gossip_seed when pinned, else from the OS (getrandom).
+  uint64_t rng_seed(uint64_t stream) const;
   // Validation timeout for a topic: its override, else validation.timeout.
   std::chrono::milliseconds validation_timeout(const std::string& topic) const;
 };
@@ -191,6 +216,10 @@ void apply_grpc(const GrpcConfig& g, ApiConfig& a) {
   a.tls_key_file = g.tls_key;
   a.tls_client_ca_file = g.tls_client_ca;
   a.max_listen_streams = g.max_listen_streams;
+  a.max_listen_buffer_bytes = g.max_listen_buffer_bytes;
+  a.max_listen_total_bytes = g.max_listen_total_bytes;
+  a.max_pending_publish_bytes = g.max_pending_publish_bytes;
+  a.allow_insecure_remote = g.allow_insecure_remote;
 }
 
 // api::ValidationConfig (the endpoints go to the ValidationClient constructor).
@@ -200,6 +229,9 @@ void apply_validation(const ValidationSettings& v, ValidationConfig& c) {
   c.no_validator_policy = v.no_validator_policy == ValidationSettings::Policy::accept
                               ? ValidationConfig::Policy::accept
                               : ValidationConfig::Policy::ignore;
+  c.max_pending = v.max_pending;
+  c.max_pending_bytes = v.max_pending_bytes;
+  c.max_pending_per_peer = v.max_pending_per_peer;
 }
 
 }  // namespace p2pmq::agent

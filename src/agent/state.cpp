@@ -93,18 +93,32 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir, boo
   opts.keep_log_file_num = 2;     // RocksDB's info LOG files
   rocksdb::DB* raw = nullptr;
   auto status = rocksdb::DB::Open(opts, dir, &raw);
+  if (status.IsCorruption())
+    return fail(Errc::io, "state store " + dir + " is corrupt (" + status.ToString() +
+                              "); `p2pmq agent --repair-state` salvages what is readable "
+                              "(docs/security.md)");
   if (!status.ok()) return db_error(status);
   std::unique_ptr<StateStore> store(new StateStore(std::unique_ptr<rocksdb::DB>(raw), sync_writes));
   if (auto r = store->load(); !r) return tl::unexpected(r.error());
   return store;
 }
 
+Result<void> StateStore::repair(const std::string& dir) {
+  rocksdb::Options opts;
+  opts.OptimizeForSmallDb();
+  auto status = rocksdb::RepairDB(dir, opts);
+  if (!status.ok()) return fail(Errc::io, "state store " + dir + ": repair: " + status.ToString());
+  return {};
+}
+
 Result<void> StateStore::load() {
   auto counters = scan(
       *db_, kCounterPrefix, [this](std::string_view topic, std::string_view value) -> Result<void> {
         if (value.size() != 8)
-          return fail(Errc::io,
-                      "state store: corrupt seqno counter of topic '" + std::string(topic) + "'");
+          return fail(Errc::io, "state store: corrupt seqno counter of topic '" +
+                                    std::string(topic) +
+                                    "': move the state directory aside (the topic's seqnos "
+                                    "would restart at 1: use a new identity too)");
         if (uint64_t last = get_be(value, 0, 8); last > 0) counters_[std::string(topic)] = last;
         return {};
       });
@@ -139,9 +153,9 @@ Result<uint32_t> StateStore::topic_number(const std::string& topic) {
   return next;
 }
 
-Result<void> StateStore::write_counter(const std::string& topic, uint64_t value) {
+Result<void> StateStore::write_counter(const std::string& topic, uint64_t value, bool sync) {
   rocksdb::WriteOptions wo;
-  wo.sync = sync_writes_;
+  wo.sync = sync;
   auto key = key_of(kCounterPrefix, topic);
   auto status = value == 0 ? db_->Delete(wo, key) : db_->Put(wo, key, be64(value));
   if (!status.ok()) return db_error(status);
@@ -152,13 +166,20 @@ Result<void> StateStore::write_counter(const std::string& topic, uint64_t value)
   return {};
 }
 
-Result<uint64_t> StateStore::next_seqno(const std::string& topic) {
+Result<uint64_t> StateStore::next_seqno(const std::string& topic, bool defer_sync) {
   uint64_t last = last_seqno(topic);
   if (last == std::numeric_limits<uint64_t>::max())
     return fail(Errc::limit_exceeded, "state store: seqnos of topic '" + topic + "' exhausted");
   // Persisted before the caller sees it: after a crash the counter is at least this value.
-  if (auto r = write_counter(topic, last + 1); !r) return tl::unexpected(r.error());
+  if (auto r = write_counter(topic, last + 1, sync_writes_ && !defer_sync); !r)
+    return tl::unexpected(r.error());
   return last + 1;
+}
+
+Result<void> StateStore::sync_wal() {
+  auto status = db_->SyncWAL();
+  if (!status.ok()) return db_error(status);
+  return {};
 }
 
 Result<void> StateStore::rollback_seqno(const std::string& topic, uint64_t seqno) {
@@ -168,7 +189,7 @@ Result<void> StateStore::rollback_seqno(const std::string& topic, uint64_t seqno
                                          topic + "' was never handed out (last " +
                                          std::to_string(last) + ")");
   if (seqno < last) return {};  // a later seqno is out: this one stays used
-  return write_counter(topic, last - 1);
+  return write_counter(topic, last - 1, sync_writes_);
 }
 
 uint64_t StateStore::last_seqno(const std::string& topic) const {

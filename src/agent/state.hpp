@@ -43,15 +43,25 @@ struct WatermarkRecord {
 class StateStore {
  public:
   // Opens the database at `dir`, creating it (and missing parent directories) if needed. Fails
-  // if another process (or another StateStore) has it open, or if a record is corrupt.
+  // if another process (or another StateStore) has it open, or if a record is corrupt (the
+  // message then names `p2pmq agent --repair-state`).
   static Result<std::unique_ptr<StateStore>> open(const std::string& dir, bool sync_writes);
+  // RocksDB's repair of a corrupt database at `dir`: keeps every record it can still read
+  // (publish counters included) and drops the rest. For `p2pmq agent --repair-state`.
+  static Result<void> repair(const std::string& dir);
   ~StateStore();
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;
 
   // The next seqno of the topic (last + 1, from 1), persisted before it is returned: once a
   // caller has seen a seqno, no later call returns it again, whatever happens to the process.
-  Result<uint64_t> next_seqno(const std::string& topic);
+  // With `defer_sync` (and sync_writes) the counter reaches the WAL but is not fsynced: the
+  // caller must not use the seqno before sync_wal() returned (the agent batches those fsyncs on
+  // a worker thread, off its io thread).
+  Result<uint64_t> next_seqno(const std::string& topic, bool defer_sync = false);
+  // Fsyncs the WAL: every write made before the call survives a power loss. Thread-safe (the
+  // only method that is).
+  Result<void> sync_wal();
   // Gives back a seqno that next_seqno returned when publishing it failed, so that the topic's
   // seqnos stay contiguous. Only the last one can be given back: for an older seqno (a later
   // one is already out) this does nothing and succeeds, the seqno stays used. A seqno that was
@@ -79,7 +89,7 @@ class StateStore {
  private:
   StateStore(std::unique_ptr<rocksdb::DB> db, bool sync_writes);
   Result<void> load();
-  Result<void> write_counter(const std::string& topic, uint64_t value);
+  Result<void> write_counter(const std::string& topic, uint64_t value, bool sync);
 
   std::unique_ptr<rocksdb::DB> db_;
   bool sync_writes_;

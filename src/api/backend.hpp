@@ -113,9 +113,12 @@ class Backend {
   // Every message of `topic` delivered to the agent from now on goes to `sink` (on the io
   // thread), until the returned handle is passed to remove_listener. Subscribes when unknown.
   // With options.ordered, each origin's messages come in seqno order. Every listener of the
-  // topic, ordered or not, also gets the topic's GapNotices.
+  // topic, ordered or not, also gets the topic's GapNotices. When the listener cannot be added
+  // (joining the topic is over a limit), `refused` is called instead, once, on the io thread;
+  // the handle must still be removed.
   virtual uint64_t add_listener(const std::string& topic, ListenOptions options,
-                                std::function<void(const ListenItem&)> sink) = 0;
+                                std::function<void(const ListenItem&)> sink,
+                                std::function<void(const Error&)> refused) = 0;
   virtual void remove_listener(uint64_t handle) = 0;
   virtual void status(std::function<void(AgentStatus)> done) = 0;
 };

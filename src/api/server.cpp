@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <deque>
 #include <fstream>
 #include <map>
@@ -15,7 +16,11 @@
 #include <sstream>
 #include <variant>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include "api/convert.hpp"
+#include "api/held_messages.hpp"
 #include "p2pmq/v1/p2pmq.grpc.pb.h"
 
 namespace p2pmq::api {
@@ -26,6 +31,25 @@ constexpr auto kShutdownGrace = std::chrono::seconds(2);
 // Room for the protobuf and gRPC framing around the largest payload.
 constexpr size_t kFramingHeadroom = 64 * 1024;
 
+// RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
+bool valid_utf8(std::string_view s) {
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  for (size_t i = 0; i < s.size();) {
+    auto lead = static_cast<uint8_t>(s[i]);
+    size_t more = lead < 0x80 ? 0 : (lead >> 5) == 0x6 ? 1 : (lead >> 4) == 0xE ? 2 : 3;
+    if ((lead >= 0x80 && lead < 0xC0) || lead >= 0xF8 || s.size() - i <= more) return false;
+    uint32_t cp = lead & (0x7F >> more);
+    for (size_t k = 1; k <= more; ++k) {
+      auto next = static_cast<uint8_t>(s[i + k]);
+      if ((next >> 6) != 0x2) return false;
+      cp = (cp << 6) | (next & 0x3F);
+    }
+    if (cp < kMin[more] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += more + 1;
+  }
+  return true;
+}
+
 std::optional<grpc::Status> check_topic(const std::string& topic, const ApiConfig& config) {
   if (topic.empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty topic");
   if (topic.size() > config.max_topic_length) {
@@ -33,7 +57,62 @@ std::optional<grpc::Status> check_topic(const std::string& topic, const ApiConfi
         grpc::StatusCode::INVALID_ARGUMENT,
         fmt::format("topic is {} bytes, the limit is {}", topic.size(), config.max_topic_length));
   }
+  if (!valid_utf8(topic))
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the topic is not valid UTF-8");
   return std::nullopt;
+}
+
+// Requests arrive as bytes (raw methods) so that a request gRPC could not decode gets
+// INVALID_ARGUMENT with a reason, not gRPC's bare UNIMPLEMENTED. The string fields are checked
+// for UTF-8 before protobuf parses them (protobuf would refuse them, logging each one).
+template <class Request>
+std::optional<grpc::Status> decode(const grpc::ByteBuffer* in, Request& out) {
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (in && !in->Dump(&slices).ok())
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unreadable request");
+  for (const auto& slice : slices)
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  const auto* type = Request::descriptor();
+  google::protobuf::io::CodedInputStream wire(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                              static_cast<int>(bytes.size()));
+  for (uint32_t tag; (tag = wire.ReadTag()) != 0;) {
+    using WF = google::protobuf::internal::WireFormatLite;
+    const auto* field = type->FindFieldByNumber(static_cast<int>(WF::GetTagFieldNumber(tag)));
+    if (WF::GetTagWireType(tag) == WF::WIRETYPE_LENGTH_DELIMITED && field &&
+        field->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+      std::string value;
+      if (!WF::ReadString(&wire, &value)) break;  // truncated: ParseFromString says so below
+      if (!valid_utf8(value))
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            fmt::format("{}.{} is not valid UTF-8", type->name(), field->name()));
+    } else if (!WF::SkipField(&wire, tag)) {
+      break;
+    }
+  }
+  if (!out.ParseFromString(bytes))
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        fmt::format("the request is not a valid {} (protobuf)", type->name()));
+  return std::nullopt;
+}
+
+grpc::ByteBuffer encode(const google::protobuf::MessageLite& message) {
+  grpc::Slice slice(message.SerializeAsString());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// Loopback, "localhost" or a unix socket: reachable from this machine only.
+bool is_local_address(const std::string& address) {
+  if (address.starts_with("unix:")) return true;
+  auto colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host == "localhost" || host == "::1") return true;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  char end = 0;
+  return std::sscanf(host.c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &end) == 4 && a == 127 &&
+         b < 256 && c < 256 && d < 256;
 }
 
 Result<std::string> read_file(const std::string& path) {
@@ -45,7 +124,7 @@ Result<std::string> read_file(const std::string& path) {
 }
 
 // A Listen call refused before it started.
-class FailedListen final : public grpc::ServerWriteReactor<v1::ListenEvent> {
+class FailedListen final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit FailedListen(grpc::Status s) { Finish(std::move(s)); }
   void OnDone() override { delete this; }
@@ -62,31 +141,39 @@ namespace {
 // only after Finish.
 //
 // Flow control: at most one write is in flight; the rest waits in `queue_`, whose messages are
-// bounded by count and bytes. On overflow the oldest message is dropped and counted per topic;
-// the counts go out as Missed events before the next message. Gap events are never dropped:
-// they do not count against the buffer, and a stream with more than `capacity` of them waiting
-// is ended with RESOURCE_EXHAUSTED instead.
+// bounded by count and bytes (footprint): the stream's own limit, and its equal share of the
+// total for all streams. On overflow the oldest message is dropped and counted per topic; the
+// counts go out as Missed events before the next message. Gap events are never dropped: they do
+// not count against the buffer, and a stream with more than `capacity` of them waiting is ended
+// with RESOURCE_EXHAUSTED instead.
 class ListenReactor;
 
-// The open Listen streams, so stop() can end them at once.
+// The open Listen streams, so stop() can end them at once, and their buffers' bytes.
 struct ListenRegistry {
-  std::atomic<size_t> open{0};  // counts reactors from admission to OnDone
+  std::atomic<size_t> open{0};      // counts reactors from admission to OnDone
+  std::atomic<size_t> buffered{0};  // bytes in every stream's queue_
   std::mutex mu;
   bool shutting_down = false;
   std::map<ListenReactor*, std::weak_ptr<ListenReactor>> live;
 };
 
-class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
+struct ListenLimits {
+  size_t capacity = 0;      // messages
+  size_t stream_bytes = 0;  // ApiConfig::max_listen_buffer_bytes
+  size_t total_bytes = 0;   // ApiConfig::max_listen_total_bytes
+};
+
+class ListenReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  ListenReactor(Backend& backend, ListenRegistry& registry, size_t capacity, size_t max_bytes)
-      : backend_(backend), registry_(registry), capacity_(capacity), max_bytes_(max_bytes) {}
+  ListenReactor(Backend& backend, ListenRegistry& registry, ListenLimits limits)
+      : backend_(backend), registry_(registry), limits_(limits) {}
 
   // Registers the listeners and sends the response headers once they are in place. Returns
   // the reactor for gRPC; it owns itself until OnDone.
   static ListenReactor* open(Backend& backend, ListenRegistry& registry,
                              const std::vector<std::string>& topics, ListenOptions options,
-                             size_t capacity, size_t max_bytes) {
-    auto r = std::make_shared<ListenReactor>(backend, registry, capacity, max_bytes);
+                             ListenLimits limits) {
+    auto r = std::make_shared<ListenReactor>(backend, registry, limits);
     r->self_ = r;
     {
       std::lock_guard lock(registry.mu);
@@ -94,9 +181,14 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
     }
     std::weak_ptr<ListenReactor> weak = r;
     for (const auto& t : topics) {
-      r->handles_.push_back(backend.add_listener(t, options, [weak](const ListenItem& item) {
-        if (auto s = weak.lock()) s->push(item);
-      }));
+      r->handles_.push_back(backend.add_listener(
+          t, options,
+          [weak](const ListenItem& item) {
+            if (auto s = weak.lock()) s->push(item);
+          },
+          [weak](const Error& e) {
+            if (auto s = weak.lock()) s->end(to_status(e));
+          }));
     }
     {
       std::lock_guard lock(r->mu_);
@@ -132,13 +224,14 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
     std::lock_guard lock(mu_);
     if (finished_ || end_status_) return;
     queue_.push_back(item);
-    if (const auto* m = std::get_if<AgentMessage>(&item)) {
+    if (std::holds_alternative<AgentMessage>(item)) {
       ++messages_;
-      bytes_ += m->data.size();
-      while (messages_ > capacity_ || (bytes_ > max_bytes_ && messages_ > 1)) {
+      add_bytes_locked(footprint(item));
+      size_t limit = byte_limit();
+      while (messages_ > limits_.capacity || (bytes_ > limit && messages_ > 1)) {
         drop_oldest_message_locked();
       }
-    } else if (++gaps_ > capacity_) {
+    } else if (++gaps_ > limits_.capacity) {
       end_locked({grpc::StatusCode::RESOURCE_EXHAUSTED,
                   fmt::format("the client reads too slowly: {} Gap events are waiting", gaps_)});
       return;
@@ -147,6 +240,22 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
   }
 
  private:
+  // The stream's own limit, or, while all streams together are at the total, its equal share.
+  size_t byte_limit() const {
+    if (registry_.buffered.load() <= limits_.total_bytes) return limits_.stream_bytes;
+    size_t share = limits_.total_bytes / std::max<size_t>(registry_.open.load(), 1);
+    return std::min(limits_.stream_bytes, share);
+  }
+
+  void add_bytes_locked(size_t n) {
+    bytes_ += n;
+    registry_.buffered.fetch_add(n);
+  }
+  void sub_bytes_locked(size_t n) {
+    bytes_ -= n;
+    registry_.buffered.fetch_sub(n);
+  }
+
   void op_done(bool ok) {
     std::lock_guard lock(mu_);
     writing_ = false;
@@ -169,24 +278,24 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
         std::find_if(queue_.begin(), queue_.end(), [](const ListenItem& i) { return !is_gap(i); });
     const auto& m = std::get<AgentMessage>(*it);
     ++missed_[m.topic];
-    bytes_ -= m.data.size();
+    sub_bytes_locked(footprint(*it));
     --messages_;
     queue_.erase(it);
   }
 
   void write_next_locked() {
-    out_.Clear();
+    v1::ListenEvent event;
     // Missed goes right before the next message (gaps ahead of it go first).
     if (!missed_.empty() && (queue_.empty() || !is_gap(queue_.front()))) {
       auto it = missed_.begin();
-      auto* m = out_.mutable_missed();
+      auto* m = event.mutable_missed();
       m->set_topic(it->first);
       m->set_count(it->second);
       missed_.erase(it);
     } else if (!queue_.empty()) {
-      to_proto(queue_.front(), out_);
-      if (const auto* m = std::get_if<AgentMessage>(&queue_.front())) {
-        bytes_ -= m->data.size();
+      to_proto(queue_.front(), event);
+      if (std::holds_alternative<AgentMessage>(queue_.front())) {
+        sub_bytes_locked(footprint(queue_.front()));
         --messages_;
       } else {
         --gaps_;
@@ -195,6 +304,7 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
     } else {
       return;
     }
+    out_ = encode(event);
     writing_ = true;
     StartWrite(&out_);
   }
@@ -206,16 +316,16 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
 
   void finish_locked(grpc::Status s) {
     finished_ = true;
-    queue_.clear();
-    messages_ = gaps_ = bytes_ = 0;
+    sub_bytes_locked(bytes_);
+    std::deque<ListenItem>().swap(queue_);  // gives the memory back now
+    messages_ = gaps_ = 0;
     missed_.clear();
     Finish(std::move(s));
   }
 
   Backend& backend_;
   ListenRegistry& registry_;
-  const size_t capacity_;
-  const size_t max_bytes_;
+  const ListenLimits limits_;
   std::vector<uint64_t> handles_;  // written before gRPC sees the reactor, read in OnDone
   std::shared_ptr<ListenReactor> self_;
 
@@ -223,26 +333,32 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::ListenEvent> {
   std::deque<ListenItem> queue_;
   size_t messages_ = 0;  // AgentMessages in queue_
   size_t gaps_ = 0;      // GapNotices in queue_
-  size_t bytes_ = 0;     // payload bytes in queue_
+  size_t bytes_ = 0;     // footprint of the AgentMessages in queue_
   std::map<std::string, uint64_t> missed_;
-  v1::ListenEvent out_;  // the event being written; touched only by the holder of writing_
+  grpc::ByteBuffer out_;  // the event being written; touched only by the holder of writing_
   bool writing_ = false;
   std::optional<grpc::Status> end_status_;  // set: end the stream once no write is in flight
   bool finished_ = false;
 };
 
-class ControlService final : public v1::Control::CallbackService {
+using ControlBase = v1::Control::WithRawCallbackMethod_Subscribe<
+    v1::Control::WithRawCallbackMethod_Unsubscribe<v1::Control::Service>>;
+
+class ControlService final : public ControlBase {
  public:
   ControlService(Backend& b, const ApiConfig& c) : backend_(b), config_(c) {}
 
-  grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* ctx,
-                                      const v1::SubscribeRequest* req,
-                                      v1::SubscribeResponse*) override {
+  grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw,
+                                      grpc::ByteBuffer* resp) override {
     auto* r = ctx->DefaultReactor();
-    if (auto bad = check_topic(req->topic(), config_)) {
+    v1::SubscribeRequest req;
+    if (auto bad = decode(raw, req)) {
       r->Finish(*bad);
+    } else if (auto bad_topic = check_topic(req.topic(), config_)) {
+      r->Finish(*bad_topic);
     } else {
-      backend_.subscribe(req->topic(), [r](Result<void> res) {
+      backend_.subscribe(req.topic(), [r, resp](Result<void> res) {
+        if (res) *resp = encode(v1::SubscribeResponse());
         r->Finish(res ? grpc::Status::OK : to_status(res.error()));
       });
     }
@@ -250,13 +366,17 @@ class ControlService final : public v1::Control::CallbackService {
   }
 
   grpc::ServerUnaryReactor* Unsubscribe(grpc::CallbackServerContext* ctx,
-                                        const v1::UnsubscribeRequest* req,
-                                        v1::UnsubscribeResponse*) override {
+                                        const grpc::ByteBuffer* raw,
+                                        grpc::ByteBuffer* resp) override {
     auto* r = ctx->DefaultReactor();
-    if (auto bad = check_topic(req->topic(), config_)) {
+    v1::UnsubscribeRequest req;
+    if (auto bad = decode(raw, req)) {
       r->Finish(*bad);
+    } else if (auto bad_topic = check_topic(req.topic(), config_)) {
+      r->Finish(*bad_topic);
     } else {
-      backend_.unsubscribe(req->topic(), [r](Result<void> res) {
+      backend_.unsubscribe(req.topic(), [r, resp](Result<void> res) {
+        if (res) *resp = encode(v1::UnsubscribeResponse());
         r->Finish(res ? grpc::Status::OK : to_status(res.error()));
       });
     }
@@ -268,56 +388,73 @@ class ControlService final : public v1::Control::CallbackService {
   const ApiConfig& config_;
 };
 
-class MessagingService final : public v1::Messaging::CallbackService {
+using MessagingBase = v1::Messaging::WithRawCallbackMethod_Publish<
+    v1::Messaging::WithRawCallbackMethod_Listen<v1::Messaging::Service>>;
+
+class MessagingService final : public MessagingBase {
  public:
   MessagingService(Backend& b, const ApiConfig& c) : backend_(b), config_(c) {}
 
-  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx, const v1::PublishRequest* req,
-                                    v1::PublishResponse* resp) override {
+  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw,
+                                    grpc::ByteBuffer* resp) override {
     auto* r = ctx->DefaultReactor();
-    if (auto bad = check_topic(req->topic(), config_)) {
+    v1::PublishRequest req;
+    if (auto bad = decode(raw, req)) {
       r->Finish(*bad);
-    } else if (req->data().size() > config_.max_message_size) {
+    } else if (auto bad_topic = check_topic(req.topic(), config_)) {
+      r->Finish(*bad_topic);
+    } else if (req.data().size() > config_.max_message_size) {
       r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                             fmt::format("data is {} bytes, the limit is {}", req->data().size(),
+                             fmt::format("data is {} bytes, the limit is {}", req.data().size(),
                                          config_.max_message_size)));
+    } else if (size_t size = req.topic().size() + req.data().size(); !admit_publish(size)) {
+      r->Finish(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          fmt::format("{} bytes of publishes are waiting for the agent, the limit is {}",
+                      pending_publish_bytes_->load(), config_.max_pending_publish_bytes)));
     } else {
-      backend_.publish(req->topic(), Bytes(req->data().begin(), req->data().end()),
-                       [r, resp](Result<PublishResult> res) {
-                         if (!res) {
-                           r->Finish(to_status(res.error()));
-                           return;
-                         }
-                         resp->set_id(res->id.data(), res->id.size());
-                         resp->set_seqno(res->seqno);
-                         r->Finish(grpc::Status::OK);
-                       });
+      backend_.publish(
+          req.topic(), Bytes(req.data().begin(), req.data().end()),
+          [pending = pending_publish_bytes_, r, resp, size](Result<PublishResult> res) {
+            pending->fetch_sub(size);
+            if (!res) {
+              r->Finish(to_status(res.error()));
+              return;
+            }
+            v1::PublishResponse out;
+            out.set_id(res->id.data(), res->id.size());
+            out.set_seqno(res->seqno);
+            *resp = encode(out);
+            r->Finish(grpc::Status::OK);
+          });
     }
     return r;
   }
 
-  grpc::ServerWriteReactor<v1::ListenEvent>* Listen(grpc::CallbackServerContext*,
-                                                    const v1::ListenRequest* req) override {
-    if (req->topics().empty()) {
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Listen(grpc::CallbackServerContext*,
+                                                     const grpc::ByteBuffer* raw) override {
+    v1::ListenRequest req;
+    if (auto bad = decode(raw, req)) return new FailedListen(*bad);
+    if (req.topics().empty()) {
       return new FailedListen({grpc::StatusCode::INVALID_ARGUMENT, "no topics"});
     }
-    if (static_cast<size_t>(req->topics().size()) > config_.max_topics_per_listen) {
+    if (static_cast<size_t>(req.topics().size()) > config_.max_topics_per_listen) {
       return new FailedListen({grpc::StatusCode::INVALID_ARGUMENT,
-                               fmt::format("{} topics, the limit is {}", req->topics().size(),
+                               fmt::format("{} topics, the limit is {}", req.topics().size(),
                                            config_.max_topics_per_listen)});
     }
-    std::vector<std::string> topics(req->topics().begin(), req->topics().end());
+    std::vector<std::string> topics(req.topics().begin(), req.topics().end());
     for (const auto& t : topics) {
       if (auto bad = check_topic(t, config_)) return new FailedListen(*bad);
     }
     std::sort(topics.begin(), topics.end());
     topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
-    if (req->buffer_size() > config_.max_listen_buffer) {
+    if (req.buffer_size() > config_.max_listen_buffer) {
       return new FailedListen({grpc::StatusCode::INVALID_ARGUMENT,
                                fmt::format("buffer_size {} is above the limit {}",
-                                           req->buffer_size(), config_.max_listen_buffer)});
+                                           req.buffer_size(), config_.max_listen_buffer)});
     }
-    size_t capacity = req->buffer_size() ? req->buffer_size() : config_.default_listen_buffer;
+    size_t capacity = req.buffer_size() ? req.buffer_size() : config_.default_listen_buffer;
     {
       std::lock_guard lock(registry_.mu);
       if (registry_.shutting_down) {
@@ -330,11 +467,13 @@ class MessagingService final : public v1::Messaging::CallbackService {
           {grpc::StatusCode::RESOURCE_EXHAUSTED,
            fmt::format("{} Listen streams are open, the limit", config_.max_listen_streams)});
     }
-    return ListenReactor::open(backend_, registry_, topics, ListenOptions{req->ordered()},
-                               std::max<size_t>(capacity, 1), config_.max_listen_buffer_bytes);
+    ListenLimits limits{std::max<size_t>(capacity, 1), config_.max_listen_buffer_bytes,
+                        config_.max_listen_total_bytes};
+    return ListenReactor::open(backend_, registry_, topics, ListenOptions{req.ordered()}, limits);
   }
 
   size_t open_streams() const { return registry_.open.load(); }
+  size_t buffered_bytes() const { return registry_.buffered.load(); }
 
   // Ends every Listen stream with UNAVAILABLE and refuses new ones.
   void shutdown_listeners() {
@@ -350,9 +489,20 @@ class MessagingService final : public v1::Messaging::CallbackService {
   }
 
  private:
+  // Reserves `size` bytes of pending publishes; one publish always fits when none is pending.
+  bool admit_publish(size_t size) {
+    size_t before = pending_publish_bytes_->fetch_add(size);
+    if (before == 0 || before + size <= config_.max_pending_publish_bytes) return true;
+    pending_publish_bytes_->fetch_sub(size);
+    return false;
+  }
+
   Backend& backend_;
   const ApiConfig& config_;
   ListenRegistry registry_;
+  // Shared with the callbacks, which may outlive the service if the backend answers late.
+  std::shared_ptr<std::atomic<size_t>> pending_publish_bytes_ =
+      std::make_shared<std::atomic<size_t>>(0);
 };
 
 class AdminService final : public v1::Admin::CallbackService {
@@ -401,7 +551,16 @@ Result<void> ApiServer::start() {
   const auto& c = impl_->config;
 
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
-  if (!c.tls_cert_file.empty() || !c.tls_key_file.empty() || !c.tls_client_ca_file.empty()) {
+  bool tls = !c.tls_cert_file.empty() || !c.tls_key_file.empty() || !c.tls_client_ca_file.empty();
+  if (!tls && !c.allow_insecure_remote && !is_local_address(c.address)) {
+    return fail(Errc::invalid_input,
+                "the gRPC API address " + c.address +
+                    " is not loopback and has no TLS: anyone who reaches it could publish, "
+                    "listen and unsubscribe. Set grpc.tls_cert and grpc.tls_key (and "
+                    "grpc.tls_client_ca for client certificates), bind 127.0.0.1, or set "
+                    "grpc.allow_insecure_remote: true");
+  }
+  if (tls) {
     if (c.tls_cert_file.empty() || c.tls_key_file.empty()) {
       return fail(Errc::invalid_input, "TLS needs both a certificate and a key file");
     }
@@ -442,6 +601,11 @@ Result<void> ApiServer::start() {
                  std::to_string(port);
   impl_->server = std::move(server);
   spdlog::info("gRPC API listening on {}{}", impl_->bound, c.tls_cert_file.empty() ? "" : " (TLS)");
+  if (!tls && !is_local_address(c.address))
+    spdlog::warn(
+        "gRPC API on {} without TLS (grpc.allow_insecure_remote): anyone who reaches it "
+        "can use it",
+        impl_->bound);
   return {};
 }
 
@@ -465,6 +629,10 @@ void ApiServer::stop() {
 
 size_t ApiServer::listen_streams() const {
   return impl_->messaging.open_streams();
+}
+
+size_t ApiServer::listen_buffered_bytes() const {
+  return impl_->messaging.buffered_bytes();
 }
 
 }  // namespace p2pmq::api

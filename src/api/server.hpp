@@ -34,8 +34,15 @@ struct ApiConfig {
   // requests above max_listen_buffer are refused (INVALID_ARGUMENT).
   uint32_t default_listen_buffer = 1024;
   uint32_t max_listen_buffer = 65536;
-  // A Listen stream's buffer in bytes of payload, whatever its message count.
-  size_t max_listen_buffer_bytes = 64 << 20;
+  // A Listen stream's buffer in bytes (api::footprint), whatever its message count; and all
+  // streams' buffers together: while the total is reached a stream keeps at most its equal
+  // share (total / open streams). A stream always keeps its newest message.
+  size_t max_listen_buffer_bytes = 16 << 20;
+  size_t max_listen_total_bytes = 64 << 20;
+  // Publish payloads handed to the backend and not answered yet (RESOURCE_EXHAUSTED beyond).
+  size_t max_pending_publish_bytes = 64 << 20;
+  // Without TLS, an address that is not loopback (or unix:) is refused unless this is set.
+  bool allow_insecure_remote = false;
   // Serve grpc.reflection.v1alpha. gRPC registers the plugin process-wide: once one server in
   // the process enabled it, later servers serve it too.
   bool reflection = true;
@@ -60,6 +67,8 @@ class ApiServer {
 
   // Open Listen streams (for status and tests).
   size_t listen_streams() const;
+  // Bytes waiting in every Listen stream's buffer (api::footprint), for status and tests.
+  size_t listen_buffered_bytes() const;
 
  private:
   struct Impl;

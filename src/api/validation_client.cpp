@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "api/convert.hpp"
+#include "api/held_messages.hpp"
 #include "p2pmq/v1/p2pmq.grpc.pb.h"
 
 namespace p2pmq::api {
@@ -37,6 +38,8 @@ struct Pending {
   std::function<void(Verdict)> done;
   Clock::time_point deadline;
   Stream* stream = nullptr;
+  std::string source;  // the peer it came from
+  size_t bytes = 0;    // footprint, counted in pending_bytes
 };
 
 using Done = std::pair<std::function<void(Verdict)>, Verdict>;
@@ -54,6 +57,8 @@ struct ValidationClient::Impl {
                                                                           : Verdict::ignore;
   }
   Stream* pick_locked();
+  // Every removal from `pending` goes through here, so the byte and per-peer counts stay exact.
+  void erase_locked(std::map<uint64_t, Pending>::iterator it);
   void open_locked(size_t endpoint);
   void run_timer();
 
@@ -63,6 +68,8 @@ struct ValidationClient::Impl {
   std::vector<Endpoint> endpoints;
   // Ordered by request number, which (with one timeout for all) is also deadline order.
   std::map<uint64_t, Pending> pending;
+  size_t pending_bytes = 0;
+  std::unordered_map<std::string, size_t> pending_per_source;
   uint64_t next_request = 1;
   size_t round_robin = 0;
   size_t live_streams = 0;
@@ -149,7 +156,7 @@ class Stream final : public grpc::ClientBidiReactor<v1::Message, v1::ValidatedMe
         auto p = impl_.pending.find(request);
         if (p != impl_.pending.end()) {
           dones.emplace_back(std::move(p->second.done), v);
-          impl_.pending.erase(p);
+          impl_.erase_locked(p);
           auto& c = impl_.counters;
           if (unset) {
             ++c.unset;
@@ -191,7 +198,7 @@ class Stream final : public grpc::ClientBidiReactor<v1::Message, v1::ValidatedMe
             } else {
               ++impl_.counters.no_validator;
               dones.emplace_back(std::move(p->second.done), impl_.policy());
-              impl_.pending.erase(p);
+              impl_.erase_locked(p);
             }
           }
         }
@@ -265,6 +272,15 @@ Stream* ValidationClient::Impl::pick_locked() {
   return nullptr;
 }
 
+void ValidationClient::Impl::erase_locked(std::map<uint64_t, Pending>::iterator it) {
+  pending_bytes -= it->second.bytes;
+  if (!it->second.source.empty()) {
+    auto s = pending_per_source.find(it->second.source);
+    if (--s->second == 0) pending_per_source.erase(s);
+  }
+  pending.erase(it);
+}
+
 void ValidationClient::Impl::open_locked(size_t endpoint) {
   auto& ep = endpoints[endpoint];
   if (ep.opened_before) ++counters.reconnects;
@@ -284,7 +300,7 @@ void ValidationClient::Impl::run_timer() {
       if (p.stream) static_cast<Stream*>(p.stream)->forget_locked(request, p.message.id());
       expired.emplace_back(std::move(p.done), policy());
       ++counters.timeouts;
-      pending.erase(pending.begin());
+      erase_locked(pending.begin());
     }
     if (!expired.empty()) {
       lock.unlock();
@@ -342,6 +358,8 @@ ValidationClient::~ValidationClient() {
       dones.emplace_back(std::move(p.done), impl_->policy());
     }
     impl_->pending.clear();
+    impl_->pending_bytes = 0;
+    impl_->pending_per_source.clear();
     for (auto& ep : impl_->endpoints) {
       if (ep.stream) ep.stream->cancel_locked();
     }
@@ -353,23 +371,37 @@ ValidationClient::~ValidationClient() {
   impl_->cv.wait(lock, [&] { return impl_->live_streams == 0; });
 }
 
-void ValidationClient::validate(const AgentMessage& message, std::function<void(Verdict)> done) {
+void ValidationClient::validate(const AgentMessage& message, std::function<void(Verdict)> done,
+                                const std::string& source) {
   v1::Message m;
   to_proto(message, m);
   Verdict fallback = impl_->policy();
+  size_t bytes = footprint(message);
   {
     std::lock_guard lock(impl_->mu);
     auto& c = impl_->counters;
+    const auto& config = impl_->config;
     Stream* s = nullptr;
-    if (impl_->pending.size() >= impl_->config.max_pending) {
+    auto per_source = impl_->pending_per_source.find(source);
+    if (impl_->pending.size() >= config.max_pending ||
+        impl_->pending_bytes + bytes > config.max_pending_bytes) {
+      // Overload is never the no-validator policy: with `accept` a flood would be forwarded
+      // unvalidated.
       ++c.overloaded;
+      fallback = Verdict::ignore;
+    } else if (!source.empty() && per_source != impl_->pending_per_source.end() &&
+               per_source->second >= config.max_pending_per_peer) {
+      ++c.over_peer_share;
+      fallback = Verdict::ignore;
     } else if (impl_->stopping || !(s = impl_->pick_locked())) {
       ++c.no_validator;
     } else {
       uint64_t request = impl_->next_request++;
       auto id = m.id();
-      impl_->pending.emplace(
-          request, Pending{std::move(m), std::move(done), Clock::now() + impl_->config.timeout, s});
+      impl_->pending.emplace(request, Pending{std::move(m), std::move(done),
+                                              Clock::now() + config.timeout, s, source, bytes});
+      impl_->pending_bytes += bytes;
+      if (!source.empty()) ++impl_->pending_per_source[source];
       if (impl_->pending.size() == 1) impl_->cv.notify_all();  // a deadline to watch
       s->send_locked(request, id);
       return;

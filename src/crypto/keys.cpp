@@ -1,5 +1,6 @@
 #include "crypto/keys.hpp"
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -7,11 +8,16 @@
 #include <secp256k1.h>
 #include <sodium.h>
 
+#include <atomic>
 #include <climits>
 #include <cstring>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "core/varint.hpp"
@@ -63,10 +69,25 @@ struct PkeyFree {
 };
 using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
+std::atomic<uint64_t> pkix_parse_count{0};
+
+// The RSA public exponent's size in bits, or INT_MAX when it cannot be read.
+int rsa_exponent_bits(const EVP_PKEY* key) {
+  BIGNUM* e = nullptr;
+  if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
+    ERR_clear_error();
+    return INT_MAX;
+  }
+  int bits = BN_num_bits(e);
+  BN_free(e);
+  return bits;
+}
+
 // PKIX SubjectPublicKeyInfo DER of the given kind, or null. Trailing bytes are refused so the
 // encoding stays unique.
 Pkey parse_pkix(BytesView der, KeyType type) {
   if (der.empty() || der.size() > kMaxKeyProtoSize) return nullptr;
+  ++pkix_parse_count;
   const unsigned char* p = der.data();
   Pkey key(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
   ERR_clear_error();  // failures queue errors per thread; don't let them pile up
@@ -75,6 +96,7 @@ Pkey parse_pkix(BytesView der, KeyType type) {
     if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) return nullptr;
     int bits = EVP_PKEY_get_bits(key.get());
     if (bits < kMinRsaBits || bits > kMaxRsaBits) return nullptr;
+    if (rsa_exponent_bits(key.get()) > kMaxRsaExponentBits) return nullptr;
     return key;
   }
   if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_EC) return nullptr;
@@ -90,8 +112,47 @@ Pkey parse_pkix(BytesView der, KeyType type) {
   return key;
 }
 
+// Parsed keys by type and bytes, least recently used first out. Refused keys are cached too
+// (as null), so a bad key repeated in a thousand messages is parsed once. EVP_PKEY is safe to
+// share between threads for verification; the map itself is behind a mutex.
+class ParsedKeyCache {
+ public:
+  std::shared_ptr<EVP_PKEY> get(BytesView der, KeyType type) {
+    std::string id(1, static_cast<char>(type));
+    id += as_string(der);
+    std::lock_guard lock(mu_);
+    if (auto it = index_.find(id); it != index_.end()) {
+      order_.splice(order_.begin(), order_, it->second);
+      return it->second->second;
+    }
+    std::shared_ptr<EVP_PKEY> key(parse_pkix(der, type).release(), PkeyFree());
+    order_.emplace_front(id, key);
+    index_[std::move(id)] = order_.begin();
+    if (order_.size() > kParsedKeyCacheSize) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    return key;
+  }
+  size_t size() {
+    std::lock_guard lock(mu_);
+    return order_.size();
+  }
+
+ private:
+  using Entry = std::pair<std::string, std::shared_ptr<EVP_PKEY>>;
+  std::mutex mu_;
+  std::list<Entry> order_;  // most recently used first
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+};
+
+ParsedKeyCache& parsed_keys() {
+  static ParsedKeyCache cache;
+  return cache;
+}
+
 bool openssl_verify(BytesView der, KeyType type, BytesView message, BytesView signature) {
-  Pkey key = parse_pkix(der, type);
+  std::shared_ptr<EVP_PKEY> key = parsed_keys().get(der, type);
   if (!key) return false;
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   // RSA defaults to PKCS#1 v1.5 padding.
@@ -133,6 +194,15 @@ bool secp256k1_verify(BytesView data, BytesView message, BytesView signature) {
 
 }  // namespace
 
+namespace detail {
+uint64_t pkix_parses() {
+  return pkix_parse_count.load();
+}
+size_t parsed_key_cache_size() {
+  return parsed_keys().size();
+}
+}  // namespace detail
+
 // ---- PublicKey ----
 
 Bytes PublicKey::encode() const {
@@ -155,7 +225,7 @@ Result<PublicKey> PublicKey::decode(BytesView protobuf) {
     }
     case KeyType::ecdsa:
     case KeyType::rsa:
-      valid = parse_pkix(data, proto->type) != nullptr;
+      valid = parsed_keys().get(data, proto->type) != nullptr;  // verify() finds it parsed
       break;
   }
   if (!valid) return fail(Errc::invalid_input, "public key: malformed or out-of-bounds key data");

@@ -18,6 +18,18 @@ inline constexpr size_t kMaxKeyProtoSize = 4096;
 // go-libp2p's RSA bounds: smaller keys are weak, larger ones are a verification DoS.
 inline constexpr int kMinRsaBits = 2048;
 inline constexpr int kMaxRsaBits = 8192;
+// Larger public exponents make every verification a full modular exponentiation (a CPU DoS from
+// one message); every real key uses 65537 (or 3). go's crypto/rsa refuses above 2^31 - 1.
+inline constexpr int kMaxRsaExponentBits = 32;
+// RSA and ECDSA keys are parsed once and kept (by their bytes) for the next verification: a
+// small LRU, since one RPC can carry a thousand messages signed by the same key.
+inline constexpr size_t kParsedKeyCacheSize = 256;
+
+namespace detail {
+// For tests: how many times PKIX key bytes were parsed, and the cache's current size.
+uint64_t pkix_parses();
+size_t parsed_key_cache_size();
+}  // namespace detail
 
 class PublicKey {
  public:
@@ -32,7 +44,8 @@ class PublicKey {
   // Accepts only that canonical encoding (so a peer id always hashes the bytes we were sent),
   // at most kMaxKeyProtoSize bytes, with Data well formed for its type:
   // Ed25519 32 bytes; Secp256k1 a compressed (or uncompressed) point; ECDSA PKIX DER on
-  // P-256/P-384/P-521; RSA PKIX DER with kMinRsaBits..kMaxRsaBits.
+  // P-256/P-384/P-521; RSA PKIX DER with kMinRsaBits..kMaxRsaBits and a public exponent of at
+  // most kMaxRsaExponentBits bits.
   static Result<PublicKey> decode(BytesView protobuf);
 
   // Ed25519 over the message; the others over SHA-256 of it (Secp256k1 and ECDSA: DER

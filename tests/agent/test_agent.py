@@ -524,6 +524,104 @@ class BadInput(AgentTestCase):
         self.assertEqual(r.seqno, 1)
         self.assertTrue(a.proc.alive())
 
+    def test_undecodable_requests_and_non_utf8_topics(self):
+        """The proto promises INVALID_ARGUMENT with a message, not gRPC's bare UNIMPLEMENTED."""
+        a = Agent(self.procs, "agent")
+        raw = lambda method: a.channel.unary_unary(  # noqa: E731
+            method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        cases = {
+            "Publish non-UTF-8 topic": ("/p2pmq.v1.Messaging/Publish", b"\x0a\x02\xff\xfe"),
+            "Subscribe non-UTF-8 topic": ("/p2pmq.v1.Control/Subscribe", b"\x0a\x01\xc0"),
+            "Publish truncated": ("/p2pmq.v1.Messaging/Publish", b"\x0a\x7f\x61"),
+            "Subscribe bad wire type": ("/p2pmq.v1.Control/Subscribe", b"\x07\x01"),
+        }
+        for name, (method, body) in cases.items():
+            with self.subTest(name):
+                code, details = self.code_of(lambda: raw(method)(body, timeout=30))
+                self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, name)
+                self.assertTrue(details, "%s: no message" % name)
+        self.assertTrue(a.proc.alive())
+
+    def test_topics_joined_are_capped(self):
+        a = Agent(self.procs, "agent", extra=["--set", "grpc.max_topics=2"])
+        pb = self.pb
+        a.control.Subscribe(pb.SubscribeRequest(topic="one"), timeout=30)
+        a.publish("two", b"x")
+        code, details = self.code_of(
+            lambda: a.control.Subscribe(pb.SubscribeRequest(topic="three"), timeout=30))
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("grpc.max_topics", details)
+        code, _ = self.code_of(lambda: a.publish("three", b"x"))
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        code, details = self.code_of(
+            lambda: next(iter(a.messaging.Listen(pb.ListenRequest(topics=["three"]),
+                                                 timeout=30))))
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+        # Topics already joined stay usable.
+        self.assertEqual(a.publish("one", b"x").seqno, 1)
+        self.assertEqual(sorted(a.status().topics), ["one", "two"])
+
+    def test_insecure_remote_api_refused(self):
+        proc = self.procs.start("remote", [harness.p2pmq_bin(), "agent", "--grpc", "0.0.0.0:0"],
+                                cwd=True)
+        wait_until(lambda: not proc.alive(), timeout=30, what="the agent to refuse 0.0.0.0",
+                   context=proc.tail)
+        proc.stop()
+        self.assertNotEqual(proc.popen.returncode, 0, proc.output())
+        self.assertIn("allow_insecure_remote", proc.output())
+        self.assertNotRegex(proc.output(), r"(?m)^grpc ")
+        allowed = self.procs.start("allowed", [
+            harness.p2pmq_bin(), "agent", "--grpc", "0.0.0.0:0",
+            "--set", "grpc.allow_insecure_remote=true"], cwd=True)
+        allowed.wait_line(r"^grpc (\S+:\d+)$", timeout=DEADLINE)
+        self.assertTrue(allowed.alive())
+
+    def test_bad_key_files(self):
+        """A key path that is a directory, or a key others can read: a clear error, exit != 0
+        (a directory used to abort with an uncaught std::ios_failure, exit 134)."""
+        work = self.procs.workdir("keys")
+        keydir = os.path.join(work, "a-directory")
+        os.mkdir(keydir)
+        self.refused(["--key", keydir], "is a directory")
+        bin_ = harness.p2pmq_bin()
+        key = os.path.join(work, "node.key")
+        rc, out, err = harness.run([bin_, "keygen", "--out", key])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        os.chmod(key, 0o644)
+        self.refused(["--key", key], "chmod 600")
+        rc, out, err = harness.run([bin_, "id", "--key", key])
+        self.assertNotEqual(rc, 0)
+        self.assertIn("chmod 600", err)
+        os.chmod(key, 0o600)
+        rc, out, err = harness.run([bin_, "id", "--key", key])
+        self.assertEqual(rc, 0, err)
+
+    def test_power_loss_durability_and_corrupt_state(self):
+        """power_loss: publishes wait for a batched fsync off the io thread and keep their
+        seqnos across a restart. A corrupt state store: a clear error naming --repair-state,
+        which salvages it."""
+        data = os.path.join(self.procs.workdir("durable"), "data")
+        extra = ["--data-dir", data, "--set", "sync.durability=power_loss"]
+        a = Agent(self.procs, "durable", extra=extra)
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(a.publish("t", b"x")))
+                   for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(r.seqno for r in results), list(range(1, 21)))
+        a.proc.stop()
+        state = os.path.join(data, "state")
+        for name in os.listdir(state):
+            if name.startswith("MANIFEST-"):
+                with open(os.path.join(state, name), "wb") as f:
+                    f.write(b"\x5a" * 4096)
+        self.refused(["--data-dir", data], "--repair-state")
+        b = Agent(self.procs, "repaired", extra=extra + ["--repair-state"])
+        self.assertEqual(b.publish("t", b"x").seqno, 21, "seqnos are never reused")
+
     def test_max_size_payload_accepted(self):
         """PublishRequest.data: "at most the agent's max message size (default 1 MiB - 4 KiB)"."""
         a = Agent(self.procs, "agent")

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "pubsub/params.hpp"
@@ -703,11 +704,14 @@ struct FakeHostConfig {
 struct FakeApiConfig {
   std::string address, tls_cert_file, tls_key_file, tls_client_ca_file;
   size_t max_listen_streams = 0;
+  size_t max_listen_buffer_bytes = 0, max_listen_total_bytes = 0, max_pending_publish_bytes = 0;
+  bool allow_insecure_remote = false;
 };
 struct FakeValidationConfig {
   enum class Policy { ignore, accept };
   std::chrono::milliseconds timeout{};
   Policy no_validator_policy = Policy::ignore;
+  size_t max_pending = 0, max_pending_bytes = 0, max_pending_per_peer = 0;
 };
 
 TEST(AgentConfigMapping, ApplyToRuntimeConfigs) {
@@ -730,6 +734,44 @@ TEST(AgentConfigMapping, ApplyToRuntimeConfigs) {
   apply_validation(c.validation, v);
   EXPECT_EQ(v.timeout, 2s);
   EXPECT_EQ(v.no_validator_policy, FakeValidationConfig::Policy::accept);
+}
+
+}  // namespace
+}  // namespace p2pmq::agent
+
+namespace p2pmq::agent {
+namespace {
+
+// Finding 21: a seed every agent shares makes peer selection predictable to an attacker.
+TEST(AgentConfigRandomness, SeedIsUnsetByDefaultAndDrawnFromTheOs) {
+  AgentConfig c = ok("");
+  EXPECT_FALSE(c.gossip_seed);
+  EXPECT_EQ(dump_config(c).find("seed:"), std::string::npos) << "unset keys are not dumped";
+  std::set<uint64_t> seeds;
+  for (int i = 0; i < 8; ++i) seeds.insert(c.router_config().seed);
+  seeds.insert(c.rng_seed(1));
+  seeds.insert(c.rng_seed(2));
+  EXPECT_EQ(seeds.size(), 10u) << "every RNG gets its own seed from the OS";
+  // The shipped config pins nothing either.
+  auto shipped = load_config(kSource + "/config/agent.yaml");
+  ASSERT_TRUE(shipped) << shipped.error().message;
+  EXPECT_FALSE(shipped->gossip_seed);
+}
+
+TEST(AgentConfigRandomness, TestsPinTheSeed) {
+  AgentConfig c = ok("gossip:\n  seed: 42\n");
+  ASSERT_TRUE(c.gossip_seed);
+  EXPECT_EQ(c.router_config().seed, 42u);
+  EXPECT_EQ(c.router_config().seed, c.router_config().seed);
+  EXPECT_EQ(c.rng_seed(1), c.rng_seed(1));
+  EXPECT_NE(c.rng_seed(1), c.rng_seed(2));
+  auto again = parse_config(dump_config(c));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->gossip_seed, 42u);
+  ASSERT_TRUE(apply_override(c, "gossip.seed", "7"));
+  EXPECT_EQ(c.gossip_seed, 7u);
+  ASSERT_TRUE(apply_override(c, "gossip.seed", "~"));
+  EXPECT_FALSE(c.gossip_seed);
 }
 
 }  // namespace

@@ -377,3 +377,48 @@ TEST(StateStoreCrash, KilledByTheParentMidLoop) {
 
 }  // namespace
 }  // namespace p2pmq::agent
+
+namespace p2pmq::agent {
+namespace {
+
+TEST(StateStore, DeferredSyncCountersPersistOnceSynced) {
+  TempDir dir;
+  {
+    auto s = open_store(dir, /*sync_writes=*/true);
+    ASSERT_TRUE(s);
+    for (uint64_t i = 1; i <= 3; ++i) EXPECT_EQ(*s->next_seqno("t", /*defer_sync=*/true), i);
+    ASSERT_TRUE(s->sync_wal());
+  }
+  auto s = open_store(dir, true);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->last_seqno("t"), 3u);
+}
+
+// Finding 19: a corrupt state store is a clear error with a way out, not a dead end.
+TEST(StateStore, CorruptStoreNamesTheRepairAndRepairKeepsTheCounters) {
+  TempDir dir;
+  {
+    auto s = open_store(dir);
+    ASSERT_TRUE(s);
+    for (int i = 0; i < 7; ++i) take(*s, "news");
+  }
+  // Garbage over every MANIFEST: RocksDB cannot find its files any more.
+  bool corrupted = false;
+  for (const auto& entry : fs::directory_iterator(dir.path)) {
+    if (entry.path().filename().string().rfind("MANIFEST-", 0) != 0) continue;
+    std::ofstream(entry.path(), std::ios::binary | std::ios::trunc) << std::string(4096, '\x5a');
+    corrupted = true;
+  }
+  ASSERT_TRUE(corrupted);
+  auto broken = StateStore::open(dir.str(), false);
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("--repair-state"), std::string::npos)
+      << broken.error().message;
+  ASSERT_TRUE(StateStore::repair(dir.str()));
+  auto s = open_store(dir);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->last_seqno("news"), 7u) << "the counter survives: seqnos are never reused";
+}
+
+}  // namespace
+}  // namespace p2pmq::agent

@@ -1,10 +1,12 @@
 // ApiServer against a fake Backend, with real gRPC clients over loopback.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "api/server.hpp"
@@ -379,6 +381,152 @@ TEST_F(ApiServerTest, InvalidArguments) {
   EXPECT_EQ(server_->listen_streams(), 0u);
 }
 
+// Sends raw bytes as the request of `method` ("/p2pmq.v1.Messaging/Publish").
+grpc::Status raw_call(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                      const std::string& request, bool streaming = false) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(deadline());
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1);
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&ctx, method, &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  call->StartCall(reinterpret_cast<void*>(1));
+  cq.Next(&tag, &ok);
+  call->Write(req, reinterpret_cast<void*>(2));
+  cq.Next(&tag, &ok);
+  call->WritesDone(reinterpret_cast<void*>(3));
+  cq.Next(&tag, &ok);
+  grpc::ByteBuffer resp;
+  for (;;) {  // read until the stream ends (a unary call answers at most once)
+    call->Read(&resp, reinterpret_cast<void*>(4));
+    cq.Next(&tag, &ok);
+    if (!ok || !streaming) break;
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
+TEST_F(ApiServerTest, NonUtf8TopicsAndUndecodableRequestsAreInvalidArgument) {
+  start();
+  const std::string bad_topic = std::string("\x0a\x02\xff\xfe", 4);  // field 1: 0xFF 0xFE
+  const std::string truncated = std::string("\x0a\x7f\x61", 3);      // 127 bytes promised
+  const std::string bad_tag = std::string("\x07\x01", 2);            // wire type 7
+  struct Case {
+    const char* method;
+    bool streaming;
+  };
+  for (auto [method, streaming] :
+       {Case{"/p2pmq.v1.Messaging/Publish", false}, Case{"/p2pmq.v1.Messaging/Listen", true},
+        Case{"/p2pmq.v1.Control/Subscribe", false}, Case{"/p2pmq.v1.Control/Unsubscribe", false}}) {
+    SCOPED_TRACE(method);
+    auto s = raw_call(channel_, method, bad_topic, streaming);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("UTF-8"), std::string::npos) << s.error_message();
+    for (const auto& garbage : {truncated, bad_tag}) {
+      auto g = raw_call(channel_, method, garbage, streaming);
+      EXPECT_EQ(g.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+      EXPECT_FALSE(g.error_message().empty());
+    }
+  }
+  // Valid UTF-8 beyond ASCII is a topic like any other.
+  EXPECT_TRUE(publish("caf\xc3\xa9/\xe2\x82\xac", "x").ok());
+  // Overlong encodings and surrogates are not UTF-8.
+  for (const std::string t : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "a\xe2\x82"}) {
+    auto s = raw_call(channel_, "/p2pmq.v1.Control/Subscribe",
+                      std::string("\x0a") + static_cast<char>(t.size()) + t);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << t.size();
+  }
+  EXPECT_TRUE(backend_.topics().count("caf\xc3\xa9/\xe2\x82\xac"));
+  EXPECT_EQ(backend_.topics().size(), 1u);
+}
+
+TEST_F(ApiServerTest, ListenBuffersAreBoundedPerStreamAndInTotal) {
+  ApiConfig c;
+  c.max_listen_buffer_bytes = 512 * 1024;
+  c.max_listen_total_bytes = 2 << 20;
+  c.max_listen_buffer = 65536;
+  start(c);
+  // 20 streams with room for 65,536 messages each that never read (a client that went to
+  // sleep), then 4,000 x 4 KiB each: 320 MB if nothing bounded them (and more than gRPC's
+  // flow-control windows and the sockets take in).
+  std::vector<std::unique_ptr<Listener>> sleepers;
+  for (int i = 0; i < 20; ++i) sleepers.push_back(listen({"t"}, 65536));
+  ASSERT_TRUE(eventually([&] { return backend_.listeners("t") == 20; }));
+  const std::string payload(4096, 'x');
+  size_t peak = 0;
+  for (uint64_t i = 1; i <= 4000; ++i) {
+    backend_.deliver(message_of("t", i, payload));
+    peak = std::max(peak, server_->listen_buffered_bytes());
+  }
+  // The total, plus what crosses it before a stream trims to its share (one message each).
+  EXPECT_LE(peak, c.max_listen_total_bytes + 20 * (payload.size() + 1024));
+  EXPECT_GT(peak, 0u);
+  // A stream that reads still gets the newest messages, after a Missed count.
+  auto& first = *sleepers.front();
+  v1::ListenEvent ev;
+  uint64_t missed = 0, last = 0;
+  while (last < 4000 && first.reader->Read(&ev)) {
+    if (ev.has_missed()) missed += ev.missed().count();
+    if (ev.has_message()) last = ev.message().seqno();
+  }
+  EXPECT_EQ(last, 4000u);
+  EXPECT_GT(missed, 0u);
+  // Memory comes back when the clients leave.
+  for (auto& l : sleepers) l->ctx.TryCancel();
+  sleepers.clear();
+  ASSERT_TRUE(eventually([&] { return server_->listen_streams() == 0; }));
+  EXPECT_EQ(server_->listen_buffered_bytes(), 0u);
+}
+
+TEST_F(ApiServerTest, PendingPublishesAreBoundedInBytes) {
+  ApiConfig c;
+  c.max_pending_publish_bytes = 1000;
+  start(c);
+  backend_.set_hold_publish(true);  // the agent's io thread does not get to them
+  const std::string payload(400, 'x');
+  auto first = std::async(std::launch::async, [&] { return publish("t", payload); });
+  auto second = std::async(std::launch::async, [&] { return publish("t", payload); });
+  ASSERT_TRUE(eventually([&] { return backend_.held_publishes() == 2; }));
+  auto third = publish("t", payload);
+  EXPECT_EQ(third.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_FALSE(third.error_message().empty());
+  backend_.release_publishes();
+  EXPECT_TRUE(first.get().ok());
+  EXPECT_TRUE(second.get().ok());
+  // Answered publishes free their bytes.
+  EXPECT_TRUE(publish("t", payload).ok());
+  EXPECT_TRUE(publish("t", std::string(2000, 'y')).ok()) << "one publish always fits";
+}
+
+TEST_F(ApiServerTest, InsecureRemoteAddressRefusedUnlessAllowed) {
+  ApiConfig remote;
+  remote.address = "0.0.0.0:0";
+  ApiServer refused(backend_, remote);
+  auto r = refused.start();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::invalid_input);
+  EXPECT_NE(r.error().message.find("allow_insecure_remote"), std::string::npos)
+      << r.error().message;
+  remote.allow_insecure_remote = true;
+  ApiServer allowed(backend_, remote);
+  EXPECT_TRUE(allowed.start());
+  for (const char* local : {"127.0.0.1:0", "[::1]:0", "localhost:0"}) {
+    ApiConfig c;
+    c.address = local;
+    ApiServer s(backend_, c);
+    auto started = s.start();
+    EXPECT_TRUE(started || started.error().code == Errc::io) << local;  // ::1 may be missing
+  }
+}
+
 TEST_F(ApiServerTest, ListenStreamsAreBounded) {
   ApiConfig c;
   c.max_listen_streams = 2;
@@ -547,6 +695,7 @@ TEST_F(ApiServerTest, StartFailsClearly) {
 
   ApiConfig bad;
   bad.address = "256.1.1.1:1";
+  bad.allow_insecure_remote = true;
   auto rb = ApiServer(backend_, bad).start();
   ASSERT_FALSE(rb);
   EXPECT_EQ(rb.error().code, Errc::io);

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <vector>
 
 #include "api/backend.hpp"
 
@@ -46,6 +47,10 @@ class FakeBackend final : public Backend {
   void publish(const std::string& topic, Bytes data,
                std::function<void(Result<PublishResult>)> done) override {
     post([this, topic, data = std::move(data), done = std::move(done)]() mutable {
+      if (hold_publish_) {  // answered by release_publishes()
+        held_publishes_.push_back(std::move(done));
+        return;
+      }
       if (fail_publish_) {
         done(fail(Errc::limit_exceeded, "publish refused by the test"));
         return;
@@ -63,7 +68,8 @@ class FakeBackend final : public Backend {
     });
   }
   uint64_t add_listener(const std::string& topic, ListenOptions options,
-                        std::function<void(const ListenItem&)> sink) override {
+                        std::function<void(const ListenItem&)> sink,
+                        std::function<void(const Error&)>) override {
     uint64_t h = next_handle_++;
     post([this, h, topic, options, sink = std::move(sink)] {
       topics_.insert(topic);
@@ -138,6 +144,20 @@ class FakeBackend final : public Backend {
   void set_fail_publish(bool f) {
     run_sync([&] { fail_publish_ = f; });
   }
+  // While set, publishes stay unanswered (a busy io thread); release answers them.
+  void set_hold_publish(bool h) {
+    run_sync([&] { hold_publish_ = h; });
+  }
+  size_t held_publishes() {
+    return run_sync([&] { return held_publishes_.size(); });
+  }
+  void release_publishes() {
+    run_sync([&] {
+      hold_publish_ = false;
+      for (auto& done : held_publishes_) done(PublishResult{to_bytes("id"), 1});
+      held_publishes_.clear();
+    });
+  }
 
  private:
   void deliver_on_io(const AgentMessage& m) {
@@ -193,6 +213,8 @@ class FakeBackend final : public Backend {
   std::map<std::string, uint64_t> seqnos_;
   int subscribe_calls_ = 0;
   bool fail_publish_ = false;
+  bool hold_publish_ = false;
+  std::vector<std::function<void(Result<PublishResult>)>> held_publishes_;
   std::thread io_;  // last: starts after the state above exists
 };
 

@@ -229,3 +229,78 @@ TEST(ValidationClient, ExamplePythonValidator) {
 
 }  // namespace
 }  // namespace p2pmq::api::test
+
+namespace p2pmq::api::test {
+namespace {
+
+// validate() from `source`; the verdict if it came at once (inline), else nullopt.
+std::optional<Verdict> immediate_verdict(ValidationClient& c, const AgentMessage& m,
+                                         const std::string& source = {}) {
+  std::optional<Verdict> got;
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  c.validate(
+      m,
+      [&got, answered](Verdict v) {
+        if (!answered->exchange(true)) got = v;
+      },
+      source);
+  bool now = answered->exchange(true);  // later answers (destruction, timeout) are dropped
+  return now ? got : std::nullopt;
+}
+
+TEST(ValidationClient, OverloadIsIgnoreEvenWithTheAcceptPolicy) {
+  ValidatorServer v;
+  ValidationConfig cfg;
+  cfg.no_validator_policy = ValidationConfig::Policy::accept;
+  cfg.timeout = std::chrono::hours(1);
+  cfg.max_pending = 2;
+  ValidationClient c({v.address()}, cfg);
+  ASSERT_TRUE(eventually([&] { return c.connected(); }));
+  EXPECT_EQ(immediate_verdict(c, message("silent", "1")), std::nullopt);
+  EXPECT_EQ(immediate_verdict(c, message("silent", "2")), std::nullopt);
+  // The flood beyond max_pending is not forwarded unvalidated.
+  EXPECT_EQ(immediate_verdict(c, message("accept", "3")), Verdict::ignore);
+  EXPECT_EQ(c.counters().overloaded, 1u);
+}
+
+TEST(ValidationClient, PendingBytesAreBounded) {
+  ValidatorServer v;
+  ValidationConfig cfg;
+  cfg.no_validator_policy = ValidationConfig::Policy::accept;
+  cfg.timeout = std::chrono::hours(1);
+  cfg.max_pending_bytes = 64 * 1024;
+  ValidationClient c({v.address()}, cfg);
+  ASSERT_TRUE(eventually([&] { return c.connected(); }));
+  auto big = message("silent", "big");
+  big.data = Bytes(40 * 1024, 0x61);
+  EXPECT_EQ(immediate_verdict(c, big), std::nullopt);
+  big.id = to_bytes("big2");
+  EXPECT_EQ(immediate_verdict(c, big), Verdict::ignore);
+  EXPECT_EQ(c.counters().overloaded, 1u);
+  EXPECT_EQ(immediate_verdict(c, message("silent", "small")), std::nullopt) << "room left";
+}
+
+TEST(ValidationClient, OnePeerGetsAFairShareOfPendingValidations) {
+  ValidatorServer v;
+  ValidationConfig cfg;
+  cfg.no_validator_policy = ValidationConfig::Policy::accept;
+  cfg.timeout = std::chrono::hours(1);
+  cfg.max_pending_per_peer = 2;
+  ValidationClient c({v.address()}, cfg);
+  ASSERT_TRUE(eventually([&] { return c.connected(); }));
+  EXPECT_EQ(immediate_verdict(c, message("silent", "a1"), "flooder"), std::nullopt);
+  EXPECT_EQ(immediate_verdict(c, message("silent", "a2"), "flooder"), std::nullopt);
+  EXPECT_EQ(immediate_verdict(c, message("accept", "a3"), "flooder"), Verdict::ignore);
+  EXPECT_EQ(c.counters().over_peer_share, 1u);
+  // Another peer's messages still reach the validator.
+  EXPECT_EQ(verdict_of(c, message("reject", "b1")), Verdict::reject);
+  auto p = std::make_shared<std::promise<Verdict>>();
+  c.validate(
+      message("accept", "b2"), [p](Verdict v) { p->set_value(v); }, "honest");
+  auto f = p->get_future();
+  ASSERT_EQ(f.wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(f.get(), Verdict::accept);
+}
+
+}  // namespace
+}  // namespace p2pmq::api::test

@@ -1,7 +1,10 @@
 #include "crypto/keys.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/x509.h>
 #include <secp256k1.h>
 
@@ -340,6 +343,74 @@ TEST(PublicKey, GarbageNeverVerifies) {
     EXPECT_FALSE(key.verify(kMessage, Bytes(64, 0)));
   }
   EXPECT_FALSE(PublicKey(static_cast<KeyType>(7), garbage).verify(kMessage, garbage));
+}
+
+}  // namespace
+}  // namespace p2pmq::crypto
+
+namespace p2pmq::crypto {
+namespace {
+
+// An RSA public key with the spec vector's modulus and the given exponent (PKIX DER), as a
+// hostile peer would make one: nothing checks that it matches any private key.
+Bytes rsa_with_exponent(const char* exponent_hex) {
+  Pkey spec = load_private_der(proto_data(hex(test::kRsaPrivate)));
+  BIGNUM* n = nullptr;
+  EXPECT_EQ(EVP_PKEY_get_bn_param(spec.get(), OSSL_PKEY_PARAM_RSA_N, &n), 1);
+  BIGNUM* e = nullptr;
+  EXPECT_GT(BN_hex2bn(&e, exponent_hex), 0);
+  OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+  OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n);
+  OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e);
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr), EVP_PKEY_CTX_free);
+  EVP_PKEY* raw = nullptr;
+  EXPECT_EQ(EVP_PKEY_fromdata_init(ctx.get()), 1);
+  EXPECT_EQ(EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params), 1);
+  Pkey key(raw);
+  OSSL_PARAM_free(params);
+  OSSL_PARAM_BLD_free(bld);
+  BN_free(n);
+  BN_free(e);
+  return pkix(key.get());
+}
+
+TEST(Rsa, RefusesExponentsAbove32Bits) {
+  // 2^32 + 1 and a 3072-bit exponent: every verification would be a full modexp.
+  const std::string exponent_3072_bits(768, 'f');
+  for (const char* huge : {"100000001", exponent_3072_bits.c_str()}) {
+    PublicKey unchecked(KeyType::rsa, rsa_with_exponent(huge));
+    auto decoded = PublicKey::decode(unchecked.encode());
+    EXPECT_FALSE(decoded);
+    EXPECT_FALSE(unchecked.verify(kMessage, Bytes(256, 1)));
+  }
+  // 65537, 3 and the largest 32-bit odd exponent are keys like any other.
+  for (const char* fine : {"10001", "3", "ffffffff"})
+    EXPECT_TRUE(PublicKey::decode(PublicKey(KeyType::rsa, rsa_with_exponent(fine)).encode()))
+        << fine;
+}
+
+TEST(Rsa, RepeatedVerificationsParseTheKeyOnce) {
+  Pkey priv = load_private_der(proto_data(hex(test::kRsaPrivate)));
+  PublicKey key = decode_ok(test::kRsaPublic);
+  Bytes sig = openssl_sign(priv.get(), kMessage);
+  ASSERT_TRUE(key.verify(kMessage, sig));
+  uint64_t before = detail::pkix_parses();
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(key.verify(kMessage, sig));
+  EXPECT_EQ(detail::pkix_parses(), before);
+  // decode() of the same bytes is served from the cache too.
+  EXPECT_TRUE(PublicKey::decode(hex(test::kRsaPublic)));
+  EXPECT_EQ(detail::pkix_parses(), before);
+}
+
+TEST(Ecdsa, ParsedKeyCacheIsBounded) {
+  for (size_t i = 0; i < kParsedKeyCacheSize + 50; ++i) {
+    Pkey k(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    PublicKey key(KeyType::ecdsa, pkix(k.get()));
+    EXPECT_TRUE(key.verify(kMessage, openssl_sign(k.get(), kMessage)));
+  }
+  EXPECT_LE(detail::parsed_key_cache_size(), kParsedKeyCacheSize);
 }
 
 }  // namespace
