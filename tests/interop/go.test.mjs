@@ -11,7 +11,10 @@
 //          gets every message by IHAVE/IWANT through a relay of the other kind;
 //  kad:    on /ipfs/kad/1.0.0: FIND_NODE through a bootstrapper of either kind;
 //          provider records written by one kind, stored and served by servers of
-//          the other kind, found by either.
+//          the other kind, found by either;
+//  more:   a 1 MB message each way; a burst of 3000 to a gossip-only cpp receiver
+//          through a go relay (todo: H1); stock ids on two topics (todo: H4), the
+//          H-numbers of /work/shared/reviews/wire-conformance.md.
 // Every case skips (reported as skipped) without P2PMQ_GO_PEER or P2PMQ_BIN.
 // Run: P2PMQ_BIN=... P2PMQ_GO_PEER=... node --test --test-concurrency=1 go.test.mjs
 // Needs no npm packages (lib.mjs and msgid.mjs use node builtins only).
