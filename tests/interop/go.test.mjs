@@ -14,7 +14,7 @@
 //          the other kind, found by either;
 //  more:   a 1 MB message each way; a burst of 3000 to a gossip-only cpp receiver
 //          through a go relay (todo: H1); stock ids on two topics (todo: H4), the
-//          H-numbers of /work/shared/reviews/wire-conformance.md.
+//          H-numbers of issue 11's wire-conformance review.
 // Every case skips (reported as skipped) without P2PMQ_GO_PEER or P2PMQ_BIN.
 // Run: P2PMQ_BIN=... P2PMQ_GO_PEER=... node --test --test-concurrency=1 go.test.mjs
 // Needs no npm packages (lib.mjs and msgid.mjs use node builtins only).
@@ -572,7 +572,7 @@ for (const [a, b] of [['cpp', 'go'], ['go', 'cpp']]) {
   })
 }
 
-// H1 (wire-conformance.md): go answers an IWANT in one RPC however many messages it
+// H1 (issue 11's wire-conformance review): go answers an IWANT in one RPC however many messages it
 // holds; p2pmq resets a stream whose RPC has more than 1000 messages.
 const BURST = 3000
 const BURST_SIZE = 40
@@ -607,7 +607,7 @@ describe(`gossip only, a burst: go publisher -> go relay -> cpp receiver without
     })
 })
 
-// H4 (wire-conformance.md): with the stock id (from || seqno) p2pmq's per-topic seqnos
+// H4 (issue 11's wire-conformance review): with the stock id (from || seqno) p2pmq's per-topic seqnos
 // collide across topics. go's own seqnos are one counter across topics.
 const stockId = (origin, seqno) => toHex(Buffer.concat([peerIdBytes(origin), Buffer.from(BigInt(seqno).toString(16).padStart(16, '0'), 'hex')]))
 
