@@ -21,7 +21,9 @@
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { accessSync, constants, statSync } from 'node:fs'
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { cppAgentSupport, jsonLine, run, start, stopAll, stripP2p, until } from './lib.mjs'
 import { p2pmqMsgIdFromParts, toHex } from './msgid.mjs'
 
@@ -309,6 +311,34 @@ for (const [d, l] of [['go', 'cpp'], ['cpp', 'go']]) {
     })
   })
 }
+
+describe('key files', () => {
+  test('the go peer takes a key written by `p2pmq keygen` (binary protobuf), its hex, and a hex Ed25519 seed',
+    { skip: SKIP, timeout: 120_000 }, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'p2pmq-go-keys-'))
+      try {
+        const bin = join(dir, 'key.bin')
+        const gen = await run([CPP.bin, 'keygen', '--out', bin], { timeoutMs: CLIENT_TIMEOUT_MS })
+        assertExit0(gen, 'p2pmq keygen')
+        const id = gen.stdout.map(l => l.trim()).find(l => /^(12D3Koo|Qm)\S+$/.test(l))
+        assert.ok(id, `p2pmq keygen printed a peer id: ${gen.stdout.join('\n')}`)
+        writeFileSync(join(dir, 'key.hex'), readFileSync(bin).toString('hex') + '\n')
+        // the seed 00 01 ... 1f: the vector of gossip.test.mjs
+        writeFileSync(join(dir, 'seed.hex'), Buffer.from(Array.from({ length: 32 }, (_, i) => i)).toString('hex') + '\n')
+        for (const [file, want] of [['key.bin', id], ['key.hex', id], ['seed.hex', '12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB']]) {
+          const proc = start([GO.bin, 'listen', '--key', join(dir, file)], { name: `go listener (${file})` })
+          try {
+            const m = await proc.waitLine(/^listening \S+\/p2p\/(\S+)$/, DEADLINE_MS)
+            assert.equal(m[1], want, `peer id from ${file}`)
+          } finally {
+            await proc.stop()
+          }
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+})
 
 describe('identify push', () => {
   test('a protocol the go node starts serving reaches the cpp agent by push; go knows the agent\'s protocols',
