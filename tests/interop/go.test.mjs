@@ -419,6 +419,46 @@ for (const kinds of [['cpp', 'go', 'cpp'], ['go', 'cpp', 'go']]) {
   })
 }
 
+// ---- gossip: a sparse mixed network --------------------------------------------------
+/** Mutual mesh links connect every node, and every node has one. */
+async function waitForConnectedMesh (nodes) {
+  let last = []
+  await poll('a connected gossipsub mesh over all nodes', async () => {
+    last = await Promise.all(nodes.map(n => n.mesh()))
+    const index = new Map(nodes.map((n, i) => [n.peerId, i]))
+    const adj = nodes.map(() => new Set())
+    last.forEach((peers, i) => {
+      for (const p of peers) {
+        const j = index.get(p)
+        if (j != null && last[j].includes(nodes[i].peerId)) { adj[i].add(j); adj[j].add(i) }
+      }
+    })
+    if (adj.some(a => a.size === 0)) return false
+    const seen = new Set([0])
+    const todo = [0]
+    while (todo.length) for (const j of adj[todo.pop()]) if (!seen.has(j)) { seen.add(j); todo.push(j) }
+    return seen.size === nodes.length
+  }, () => last.map((m, i) => `${nodes[i]}: mesh ${JSON.stringify(m)}`).join('\n'))
+}
+
+describe('gossip: 3 go + 3 cpp nodes, interleaved, each bootstrapping to the two before it', () => {
+  test(`every node publishes ${MESSAGES_PER_NODE}, every other node gets each exactly once`, { skip: SKIP, timeout: 300_000 }, async () => {
+    const nodes = []
+    try {
+      for (const [i, kind] of ['go', 'cpp', 'go', 'cpp', 'go', 'cpp'].entries()) {
+        nodes.push(await startGossip(kind, `n${i}`, { bootstrap: nodes.slice(Math.max(0, i - 2)).map(n => n.addr) }))
+      }
+      await waitForConnectedMesh(nodes)
+      const publications = await publishAll(nodes)
+      await Promise.all(nodes.map(n => n.waitMessages(publications.filter(p => p.node !== n).map(p => p.ev.id))))
+      await sleep(DUPLICATE_WINDOW_MS)
+      assertDeliveries(nodes, publications)
+    } finally {
+      await stopNodes(nodes)
+    }
+  })
+})
+
 // ---- gossip only (IHAVE/IWANT) ------------------------------------------------------
 const CHAINS = []
 for (const relay of ['go', 'cpp']) {
