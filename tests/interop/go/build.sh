@@ -13,5 +13,8 @@ fi
 mkdir -p "$(dirname "$out")"
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 cd "$here"
+# without HOME go has no default cache or module directory: use one under TMPDIR
+case "$(go env GOCACHE 2>/dev/null)" in "" | off) export GOCACHE="${TMPDIR:-/tmp}/p2pmq-go-peer/cache" ;; esac
+if [ -z "$(go env GOMODCACHE 2>/dev/null)" ]; then export GOMODCACHE="${TMPDIR:-/tmp}/p2pmq-go-peer/mod"; fi
 # -mod=readonly: go.mod/go.sum are the pin, never rewritten by a build
 exec go build -trimpath -mod=readonly -o "$out" .
