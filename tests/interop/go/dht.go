@@ -38,7 +38,7 @@ type kad struct {
 }
 
 // protocol: the full protocol id (/p2pmq/kad/1.0.0, /ipfs/kad/1.0.0, ...).
-func startKad(ctx context.Context, h host.Host, mode, proto string, queryTimeout time.Duration) (*kad, error) {
+func startKad(h host.Host, mode, proto string, queryTimeout time.Duration) (*kad, error) {
 	var m dht.ModeOpt
 	switch mode {
 	case "server":
@@ -235,7 +235,7 @@ func cmdDht(o options) error {
 		return err
 	}
 	defer n.close()
-	n.kad, err = startKad(n.ctx, n.h, mode, proto, time.Duration(qt)*time.Second)
+	n.kad, err = startKad(n.h, mode, proto, time.Duration(qt)*time.Second)
 	if err != nil {
 		return err
 	}

@@ -284,7 +284,7 @@ func cmdGossip(o options) error {
 	}
 	defer n.close()
 	if dhtMode != "off" {
-		n.kad, err = startKad(n.ctx, n.h, dhtMode, o.str("dht-protocol", defaultDhtProtocol), time.Duration(qt)*time.Second)
+		n.kad, err = startKad(n.h, dhtMode, o.str("dht-protocol", defaultDhtProtocol), time.Duration(qt)*time.Second)
 		if err != nil {
 			return err
 		}
