@@ -513,7 +513,9 @@ func (g *gossip) handle(verb, rest string) (bool, error) {
 		if err != nil {
 			return true, err
 		}
-		out.emit(map[string]any{"event": "published", "topic": t, "seqno": seqno, "id": id})
+		var seq [8]byte
+		binary.BigEndian.PutUint64(seq[:], seqno)
+		out.emit(map[string]any{"event": "published", "topic": t, "seqno": seqnoJSON(seq[:]), "id": id})
 	case "pubn":
 		f := strings.Fields(arg)
 		if len(f) != 4 {
