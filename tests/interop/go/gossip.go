@@ -50,10 +50,14 @@ func p2pmqMsgID(m *pb.Message) string {
 // ---- mesh tracking -------------------------------------------------------------
 
 // go-libp2p-pubsub has no getter for a topic's mesh; the router reports every
-// change to a RawTracer, which keeps a copy.
+// change to a RawTracer, which keeps a copy. It also counts what `stats` reports
+// beside p2pmq's counters: duplicates received and IHAVE entries sent.
 type meshTracer struct {
 	mu   sync.Mutex
 	mesh map[string]map[peer.ID]bool
+
+	duplicates atomic.Uint64
+	ihaveSent  atomic.Uint64 // IHAVE entries (one per peer and topic), as p2pmq counts them
 }
 
 func newMeshTracer() *meshTracer { return &meshTracer{mesh: map[string]map[peer.ID]bool{}} }
@@ -98,15 +102,17 @@ func (t *meshTracer) OnClosedOutboundStream(p peer.ID) {
 	}
 }
 
-func (t *meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (t *meshTracer) Join(string)                                          {}
-func (t *meshTracer) ValidateMessage(*pubsub.Message)                      {}
-func (t *meshTracer) DeliverMessage(*pubsub.Message)                       {}
-func (t *meshTracer) RejectMessage(*pubsub.Message, string)                {}
-func (t *meshTracer) DuplicateMessage(*pubsub.Message)                     {}
-func (t *meshTracer) ThrottlePeer(peer.ID)                                 {}
-func (t *meshTracer) RecvRPC(*pubsub.RPC)                                  {}
-func (t *meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (t *meshTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (t *meshTracer) Join(string)                              {}
+func (t *meshTracer) ValidateMessage(*pubsub.Message)          {}
+func (t *meshTracer) DeliverMessage(*pubsub.Message)           {}
+func (t *meshTracer) RejectMessage(*pubsub.Message, string)    {}
+func (t *meshTracer) DuplicateMessage(*pubsub.Message)         { t.duplicates.Add(1) }
+func (t *meshTracer) ThrottlePeer(peer.ID)                     {}
+func (t *meshTracer) RecvRPC(*pubsub.RPC)                      {}
+func (t *meshTracer) SendRPC(rpc *pubsub.RPC, _ peer.ID) {
+	t.ihaveSent.Add(uint64(len(rpc.GetControl().GetIhave())))
+}
 func (t *meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 func (t *meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
 func (t *meshTracer) UndeliverableMessage(*pubsub.Message)                 {}

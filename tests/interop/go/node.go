@@ -149,14 +149,19 @@ func (n *node) emitStats() {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	cpu := ru.Utime.Nano()/1e6 + ru.Stime.Nano()/1e6
-	out.emit(map[string]any{
+	stats := map[string]any{
 		"event":      "stats",
 		"cpu_ms":     cpu,
 		"rss_kb":     currentRssKb(),
 		"max_rss_kb": ru.Maxrss, // KiB on Linux
 		"published":  n.published.Load(),
 		"received":   n.received.Load(),
-	})
+	}
+	if n.gossip != nil {
+		stats["duplicates"] = n.gossip.mesh.duplicates.Load()
+		stats["ihave_sent"] = n.gossip.mesh.ihaveSent.Load()
+	}
+	out.emit(stats)
 }
 
 // Resident set size from /proc/self/statm (pages), 0 where it cannot be read.
