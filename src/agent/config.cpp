@@ -674,6 +674,7 @@ const Fields<pubsub::GossipsubConfig>& gossip_fields() {
         uint_field("opportunistic_graft_ticks", &G::opportunistic_graft_ticks),
         uint_field("opportunistic_graft_peers", &G::opportunistic_graft_peers),
         uint_field("max_ihave_length", &G::max_ihave_length),
+        uint_field("max_iwant_length", &G::max_iwant_length),
         uint_field("max_ihave_messages", &G::max_ihave_messages),
         uint_field("gossip_retransmission", &G::gossip_retransmission),
         duration_field("iwant_followup_time", &G::iwant_followup_time),

@@ -116,6 +116,7 @@ const std::map<std::string, Setter, std::less<>>& setters() {
       {"opportunistic_graft_ticks", size_field(&GossipsubConfig::opportunistic_graft_ticks)},
       {"opportunistic_graft_peers", size_field(&GossipsubConfig::opportunistic_graft_peers)},
       {"max_ihave_length", size_field(&GossipsubConfig::max_ihave_length)},
+      {"max_iwant_length", size_field(&GossipsubConfig::max_iwant_length)},
       {"max_ihave_messages", size_field(&GossipsubConfig::max_ihave_messages)},
       {"iwant_followup_time", duration_field(&GossipsubConfig::iwant_followup_time)},
       {"idontwant_message_size_threshold",

@@ -51,6 +51,7 @@ Result<void> validate(const GossipsubConfig& c) {
   if (c.opportunistic_graft_ticks == 0) return bad("opportunistic_graft_ticks", "must be >= 1");
   if (c.direct_connect_ticks == 0) return bad("direct_connect_ticks", "must be >= 1");
   if (c.max_ihave_length == 0) return bad("max_ihave_length", "must be >= 1");
+  if (c.max_iwant_length == 0) return bad("max_iwant_length", "must be >= 1");
   if (c.iwant_followup_time <= Duration::zero()) return bad("iwant_followup_time", "must be > 0");
   if (c.max_message_size == 0) return bad("max_message_size", "must be > 0");
   for (const auto& [topic, size] : c.max_message_size_per_topic) {
@@ -440,7 +441,8 @@ std::vector<MessageId> Router::handle_ihave(const PeerId& from, PeerState& state
   if (score_.score(from, now) < thresholds_.gossip_threshold) return {};
   // Flood protection: bounded IHAVE RPCs and asked ids per peer per heartbeat.
   if (++state.ihave_rpcs > config_.max_ihave_messages) return {};
-  if (state.ihave_asked >= config_.max_ihave_length) return {};
+  const size_t max_asked = std::min(config_.max_ihave_length, config_.max_iwant_length);
+  if (state.ihave_asked >= max_asked) return {};
   std::vector<MessageId> wanted;
   std::set<std::string> unique;
   size_t checked = 0;
@@ -456,7 +458,7 @@ std::vector<MessageId> Router::handle_ihave(const PeerId& from, PeerState& state
       wanted.push_back(id);
     }
   }
-  size_t room = config_.max_ihave_length - state.ihave_asked;
+  size_t room = max_asked - state.ihave_asked;
   if (wanted.size() > room) {
     shuffle(wanted);
     wanted.resize(room);
@@ -933,7 +935,8 @@ void Router::flush_outgoing() {
     Rpc& rpc = entry.second;
     // Membership changed since these were queued: a GRAFT for a mesh the peer has left (it
     // PRUNEd us) or a PRUNE for one it rejoined would contradict the current state.
-    std::erase_if(rpc.control.graft, [&](const ControlGraft& g) { return !in_mesh(peer, g.topic); });
+    std::erase_if(rpc.control.graft,
+                  [&](const ControlGraft& g) { return !in_mesh(peer, g.topic); });
     std::erase_if(rpc.control.prune, [&](const ControlPrune& p) { return in_mesh(peer, p.topic); });
     if (!rpc.empty() && peers_.contains(peer)) send(peer, std::move(rpc));
   }

@@ -70,7 +70,10 @@ struct GossipsubConfig {
   size_t opportunistic_graft_ticks = 60, opportunistic_graft_peers = 2;
 
   // Gossip flood protection.
-  size_t max_ihave_length = 5000;    // message ids asked from one peer per heartbeat
+  size_t max_ihave_length = 5000;  // message ids taken from one IHAVE, and sent in one
+  // Message ids asked from one peer per heartbeat: go answers an IWANT in one RPC, and a p2pmq
+  // receiver takes at most RpcLimits::max_messages (1000) messages from one RPC.
+  size_t max_iwant_length = 1000;
   size_t max_ihave_messages = 10;    // IHAVE RPCs accepted from one peer per heartbeat
   size_t gossip_retransmission = 3;  // IWANT replies per message and peer
   Duration iwant_followup_time = 3s;

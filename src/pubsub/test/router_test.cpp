@@ -378,6 +378,26 @@ TEST_F(RouterTest, IHaveFloodIsCapped) {
   EXPECT_EQ(iwants, 2u);
 }
 
+// go answers an IWANT in one RPC, and we take at most 1000 messages from one: asking for more
+// in a heartbeat would lose the rest (go.test.mjs, the 3000-message burst).
+TEST_F(RouterTest, IWantAsksAtMostMaxIWantLengthPerHeartbeat) {
+  make();
+  router->join(kTopic, now);
+  auto p = add_peers(1)[0];
+  Rpc ihave;
+  ihave.control.ihave.push_back(ControlIHave{kTopic, {}});
+  for (uint32_t i = 0; i < 3000; ++i) {
+    Bytes id(4);
+    for (int b = 0; b < 4; ++b) id[size_t(b)] = uint8_t(i >> (8 * b));
+    ihave.control.ihave[0].message_ids.push_back(id);
+  }
+  router->handle_rpc(p.id, ihave, now);
+  size_t asked = 0;
+  for (const auto& rpc : sent_to(drain(), p.id))
+    for (const auto& w : rpc.control.iwant) asked += w.message_ids.size();
+  EXPECT_EQ(asked, GossipsubConfig{}.max_iwant_length);
+}
+
 TEST_F(RouterTest, GossipGoesToNonMeshPeersAndIWantIsServed) {
   make();
   router->join(kTopic, now);
