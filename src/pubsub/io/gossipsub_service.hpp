@@ -42,6 +42,8 @@ class GossipsubService {
   Router& router() { return router_; }
   const Router& router() const { return router_; }
   uint64_t dropped_rpcs() const { return dropped_rpcs_; }
+  // Inbound streams reset because the same peer opened a newer one.
+  uint64_t replaced_inbound_streams() const { return replaced_inbound_streams_; }
 
  private:
   struct Link;
@@ -65,6 +67,7 @@ class GossipsubService {
   bool running_ = false;
   bool draining_ = false;
   uint64_t dropped_rpcs_ = 0;
+  uint64_t replaced_inbound_streams_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
