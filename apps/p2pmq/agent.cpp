@@ -265,6 +265,7 @@ int run_agent(AgentOptions options) {
   host::HostConfig config;
   config.listen = cfg.listen;
   agent::apply_limits(cfg.limits, config);
+  agent::apply_resources(cfg.resources, config);
   pubsub::GossipsubConfig gossip_config = cfg.router_config();
   const auto& bootstrap = cfg.bootstrap;
 

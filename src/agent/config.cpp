@@ -617,6 +617,65 @@ const Fields<LimitsConfig>& limits_fields() {
   return fields;
 }
 
+const Fields<host::ScopeLimits>& scope_limit_fields() {
+  using L = host::ScopeLimits;
+  static const Fields<L> fields{
+      uint_field("memory", &L::memory),
+      uint_field("streams_inbound", &L::streams_inbound),
+      uint_field("streams_outbound", &L::streams_outbound),
+      uint_field("streams", &L::streams),
+      uint_field("connections_inbound", &L::connections_inbound),
+      uint_field("connections_outbound", &L::connections_outbound),
+      uint_field("connections", &L::connections),
+      uint_field("fds", &L::fds),
+  };
+  return fields;
+}
+
+const Fields<host::ResourceLimits>& resource_limit_fields() {
+  using R = host::ResourceLimits;
+  static const Fields<R> fields{
+      section("system", &R::system, scope_limit_fields),
+      section("transient", &R::transient, scope_limit_fields),
+      section("service", &R::service, scope_limit_fields),
+      section("protocol", &R::protocol, scope_limit_fields),
+      section("peer", &R::peer, scope_limit_fields),
+      section("connection", &R::connection, scope_limit_fields),
+      section("stream", &R::stream, scope_limit_fields),
+      uint_field("connections_per_ip", &R::connections_per_ip),
+      uint_field("connections_per_subnet4", &R::connections_per_subnet4),
+      uint_field("connections_per_subnet6", &R::connections_per_subnet6),
+      uint_field("connections_per_loopback_ip", &R::connections_per_loopback_ip),
+      uint_field("handshakes_per_ip", &R::handshakes_per_ip),
+      uint_field("handshakes_per_loopback_ip", &R::handshakes_per_loopback_ip),
+      uint_field("negotiations_per_peer", &R::negotiations_per_peer),
+  };
+  return fields;
+}
+
+const Fields<ResourcesConfig>& resources_fields() {
+  using R = ResourcesConfig;
+  static const Fields<R> fields = [] {
+    // The limits' keys sit directly under resources: (resources.peer.memory).
+    Fields<R> f;
+    for (const auto& limit : resource_limit_fields()) {
+      f.push_back(Field<R>{
+          limit.name,
+          [set = limit.set](Ctx& ctx, R& r, const std::string& path, const YAML::Node& n) {
+            return set(ctx, r.limits, path, n);
+          },
+          [emit = limit.emit](const AgentConfig& root, const R& r) { return emit(root, r.limits); },
+          limit.children});
+    }
+    f.push_back(duration_field("write_timeout", &R::write_timeout));
+    f.push_back(uint_field("max_peer_store_peers", &R::max_peer_store_peers));
+    f.push_back(uint_field("max_addrs_per_peer", &R::max_addrs_per_peer));
+    f.push_back(duration_field("address_ttl", &R::address_ttl));
+    return f;
+  }();
+  return fields;
+}
+
 // Gossip keys that pubsub::set_gossip_param knows are assigned through it, so `--gossip K=V` and
 // the YAML file cannot disagree; the typed parse before it gives the key path, the line and the
 // file's stricter grammar. Durations are the exception: set_gossip_param converts through a
@@ -942,6 +1001,7 @@ const Fields<AgentConfig>& top_fields() {
           [](const std::string& path, const YAML::Node& n) { return get_enum(path, n, roles()); },
           [](Role r) { return std::string(role_name(r)); }),
       section("limits", &A::limits, limits_fields),
+      section("resources", &A::resources, resources_fields),
       section("gossip", &A::gossip, gossip_fields, &gossip_aliases),
       section("score", &A::score, score_fields),
       section("thresholds", &A::thresholds, threshold_fields),
@@ -1097,6 +1157,36 @@ Result<void> validate_impl(const AgentConfig& c) {
   for (const auto& [name, value] : timeouts)
     if (value <= Ms::zero())
       return bad_value(std::string("limits.") + name, "must be > 0", format_duration(value));
+
+  const auto& rl = c.resources.limits;
+  const std::pair<const char*, uint64_t> resource_minimums[] = {
+      {"system.memory", rl.system.memory},
+      {"transient.memory", rl.transient.memory},
+      {"peer.memory", rl.peer.memory},
+      {"connection.memory", rl.connection.memory},
+      {"stream.memory", rl.stream.memory},
+      {"peer.connections", rl.peer.connections},
+      {"connections_per_ip", rl.connections_per_ip},
+      {"connections_per_subnet4", rl.connections_per_subnet4},
+      {"connections_per_subnet6", rl.connections_per_subnet6},
+      {"connections_per_loopback_ip", rl.connections_per_loopback_ip},
+      {"handshakes_per_ip", rl.handshakes_per_ip},
+      {"handshakes_per_loopback_ip", rl.handshakes_per_loopback_ip},
+      {"negotiations_per_peer", rl.negotiations_per_peer},
+      {"max_peer_store_peers", c.resources.max_peer_store_peers},
+      {"max_addrs_per_peer", c.resources.max_addrs_per_peer}};
+  for (const auto& [name, value] : resource_minimums)
+    if (value == 0) return bad_value(std::string("resources.") + name, "must be >= 1", "0");
+  if (rl.peer.memory > rl.system.memory)
+    return bad_value("resources.peer.memory",
+                     fmt::format("must be <= resources.system.memory ({})", rl.system.memory),
+                     std::to_string(rl.peer.memory));
+  if (c.resources.write_timeout < Ms::zero())
+    return bad_value("resources.write_timeout", "must be >= 0 (0: none)",
+                     format_duration(c.resources.write_timeout));
+  if (c.resources.address_ttl <= Ms::zero())
+    return bad_value("resources.address_ttl", "must be > 0",
+                     format_duration(c.resources.address_ttl));
 
   if (auto r = validate_gossip(c); !r) return r;
 

@@ -26,6 +26,7 @@
 
 #include "core/multiaddr.hpp"
 #include "core/result.hpp"
+#include "host/resource_manager.hpp"  // plain structs: no host library dependency
 #include "pubsub/router.hpp"
 #include "pubsub/score.hpp"
 
@@ -46,6 +47,16 @@ struct LimitsConfig {
   std::chrono::milliseconds handshake_timeout{15000};    // HostConfig::upgrade.timeout
   std::chrono::milliseconds dial_timeout{10000};         // HostConfig::dial_timeout
   std::chrono::milliseconds negotiation_timeout{10000};  // HostConfig::negotiation_timeout
+};
+
+// The resource manager's limits (host::ResourceLimits, same names) and the host's related
+// bounds (the `resources:` section).
+struct ResourcesConfig {
+  host::ResourceLimits limits;
+  std::chrono::milliseconds write_timeout{30000};    // HostConfig::write_timeout
+  size_t max_peer_store_peers = 10000;               // HostConfig::max_peer_store_peers
+  size_t max_addrs_per_peer = 32;                    // HostConfig::max_addrs_per_peer
+  std::chrono::milliseconds address_ttl{3600 * 1000};  // HostConfig::address_ttl
 };
 
 // Per-topic overrides (the `topics:` section). Unset fields take the gossip-wide value.
@@ -137,6 +148,7 @@ struct AgentConfig {
   std::vector<Multiaddr> bootstrap;  // each with /p2p/<peer id>
   std::vector<Role> roles = {Role::agent};
   LimitsConfig limits;
+  ResourcesConfig resources;
   // Gossip-wide parameters. The per-topic maps and direct_peers of this struct are left empty:
   // router_config() fills them from `topics` and `direct_peers`.
   pubsub::GossipsubConfig gossip;
@@ -206,6 +218,16 @@ void apply_limits(const LimitsConfig& l, HostConfig& h) {
   h.negotiation_timeout = l.negotiation_timeout;
   h.upgrade.timeout = l.handshake_timeout;
   h.upgrade.yamux.max_streams = l.max_streams_per_connection;
+}
+
+// host::HostConfig, the resource manager part.
+template <class HostConfig>
+void apply_resources(const ResourcesConfig& r, HostConfig& h) {
+  h.resources = r.limits;
+  h.write_timeout = r.write_timeout;
+  h.max_peer_store_peers = r.max_peer_store_peers;
+  h.max_addrs_per_peer = r.max_addrs_per_peer;
+  h.address_ttl = r.address_ttl;
 }
 
 // api::ApiConfig.

@@ -3,22 +3,34 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <cstring>
+
+#include "host/log_limit.hpp"
 
 namespace p2pmq::host {
 
 namespace {
 std::atomic<uint64_t> next_connection_id{1};
 constexpr size_t kReadChunk = 256 * 1024;
+// Sized once: a partial frame carried over plus a full read always fit.
+constexpr size_t kPlaintextBuffer = kReadChunk + 2 * 65536;
+
+// Refusals are peer-triggered: one line per few events, with the count of the rest.
+LogLimit stream_refusals;
+LogLimit connection_refusals;
 }  // namespace
 
 // ---------------------------------------------------------------- Stream
 
-Stream::Stream(std::shared_ptr<Connection> conn, yamux::StreamId id, bool inbound)
+Stream::Stream(std::shared_ptr<Connection> conn, yamux::StreamId id, bool inbound,
+               std::unique_ptr<StreamScope> scope)
     : conn_(conn),
       id_(id),
       inbound_(inbound),
       remote_peer_(conn->remote_peer()),
+      rcmgr_(conn->resource_manager()),
+      scope_(std::move(scope)),
       readable_(conn->socket_executor()),
       writable_(conn->socket_executor()) {}
 
@@ -32,8 +44,28 @@ Stream::~Stream() {
   conn->kick_writer();
 }
 
+Result<void> Stream::set_protocol(std::string p) {
+  if (scope_) {
+    if (auto r = scope_->set_protocol(p); !r) return r;
+  }
+  protocol_ = std::move(p);
+  return {};
+}
+
+Result<void> Stream::reserve_memory(size_t n) {
+  if (!scope_) return {};
+  return scope_->reserve_memory(n);
+}
+
+void Stream::release_memory(size_t n) {
+  if (scope_) scope_->release_memory(n);
+}
+
 void Stream::unread(Bytes bytes) {
   if (bytes.empty()) return;
+  // Bytes we held a moment ago: put back on the account even if it is full now.
+  (void)reserve_memory(bytes.size());
+  received_bytes_ += bytes.size();
   already_credited_ += bytes.size();
   if (front_offset_ > 0 && !received_.empty()) {
     received_.front().erase(received_.front().begin(),
@@ -45,7 +77,16 @@ void Stream::unread(Bytes bytes) {
 }
 
 void Stream::on_data(Bytes data) {
-  if (data.empty()) return;
+  if (data.empty() || reset_) return;
+  if (auto r = reserve_memory(data.size()); !r) {
+    if (stream_refusals.allow(Clock::now()))
+      spdlog::warn("resetting stream from {} ({}): {} ({} similar lines suppressed)",
+                   remote_peer_.to_string(), escape_for_log(protocol_), r.error().message,
+                   stream_refusals.suppressed());
+    reset();
+    return;
+  }
+  received_bytes_ += data.size();
   received_.push_back(std::move(data));
   readable_.notify();
 }
@@ -79,6 +120,8 @@ Task<Result<size_t>> Stream::read_some(std::span<uint8_t> out) {
       front_offset_ = 0;
     }
   }
+  received_bytes_ -= std::min(received_bytes_, copied);
+  release_memory(copied);
   // Re-read bytes were credited to the remote's window when first read.
   size_t credit = copied;
   size_t skip = std::min(credit, already_credited_);
@@ -155,9 +198,38 @@ Connection::Connection(tcp::socket socket, noise::Session noise, yamux::Session 
       id_(next_connection_id++),
       max_streams_(max_streams),
       write_ready_(socket_.get_executor()),
-      timer_wake_(socket_.get_executor()) {}
+      timer_wake_(socket_.get_executor()),
+      output_taken_(socket_.get_executor()) {}
 
 Connection::~Connection() = default;
+
+void Connection::attach(std::shared_ptr<ResourceManager> rcmgr,
+                        std::unique_ptr<ConnectionScope> scope,
+                        std::chrono::milliseconds write_timeout) {
+  rcmgr_ = std::move(rcmgr);
+  scope_ = std::move(scope);
+  write_timeout_ = write_timeout;
+}
+
+Result<std::unique_ptr<StreamScope>> Connection::stream_scope(Direction direction) {
+  if (!rcmgr_ || !scope_) return std::unique_ptr<StreamScope>();
+  return rcmgr_->open_stream(*scope_, direction);
+}
+
+bool Connection::account_output() {
+  if (!scope_) return true;
+  size_t held = mux_.buffered_bytes() + write_plain_.capacity() + write_wire_.capacity();
+  if (held > output_reserved_) {
+    if (auto r = scope_->reserve_memory(held - output_reserved_); !r) {
+      close_reason_ = r.error().message;
+      return false;
+    }
+  } else {
+    scope_->release_memory(output_reserved_ - held);
+  }
+  output_reserved_ = held;
+  return true;
+}
 
 asio::any_io_executor Connection::socket_executor() {
   return socket_.get_executor();
@@ -174,9 +246,11 @@ void Connection::start(StreamCallback on_stream, ClosedCallback on_closed) {
 
 Task<Result<std::shared_ptr<Stream>>> Connection::open_stream() {
   if (!open_ || closing_) co_return fail(Errc::closed, "connection closed");
+  auto scope = stream_scope(Direction::outbound);
+  if (!scope) co_return tl::unexpected(scope.error());
   auto id = mux_.open_stream();
   if (!id) co_return tl::unexpected(id.error());
-  auto stream = std::make_shared<Stream>(shared_from_this(), *id, false);
+  auto stream = std::make_shared<Stream>(shared_from_this(), *id, false, std::move(*scope));
   streams_[*id] = stream;
   kick_writer();
   co_return stream;
@@ -205,7 +279,18 @@ void Connection::dispatch_events() {
               mux_.reset(e.id);
               return;
             }
-            auto stream = std::make_shared<Stream>(shared_from_this(), e.id, true);
+            auto scope = stream_scope(Direction::inbound);
+            if (!scope) {
+              if (stream_refusals.allow(Clock::now()))
+                spdlog::warn("conn {} with {}: refusing inbound stream: {} ({} similar lines "
+                             "suppressed)",
+                             id_, info_.remote_peer.to_string(), scope.error().message,
+                             stream_refusals.suppressed());
+              mux_.reset(e.id);
+              return;
+            }
+            auto stream =
+                std::make_shared<Stream>(shared_from_this(), e.id, true, std::move(*scope));
             streams_[e.id] = stream;
             if (on_stream_) on_stream_(stream);
           } else if constexpr (std::is_same_v<E, yamux::StreamData>) {
@@ -227,9 +312,12 @@ void Connection::dispatch_events() {
           } else if constexpr (std::is_same_v<E, yamux::PingRtt>) {
             last_rtt_ = e.rtt;
           } else if constexpr (std::is_same_v<E, yamux::StreamRefused>) {
-            if (e.limit)
-              spdlog::warn("conn {} with {}: refusing inbound stream {}: max_streams ({}) reached",
-                           id_, info_.remote_peer.to_string(), e.id, max_streams_);
+            if (e.limit && stream_refusals.allow(Clock::now()))
+              spdlog::warn(
+                  "conn {} with {}: refusing inbound stream {}: max_streams ({}) reached ({} "
+                  "similar lines suppressed)",
+                  id_, info_.remote_peer.to_string(), e.id, max_streams_,
+                  stream_refusals.suppressed());
           }
         },
         event);
@@ -238,9 +326,14 @@ void Connection::dispatch_events() {
 
 Task<void> Connection::read_loop() {
   auto self = shared_from_this();
+  if (scope_) {
+    if (auto r = scope_->reserve_memory(kReadChunk + kPlaintextBuffer); !r) {
+      drop(r.error().message);
+      co_return;
+    }
+  }
   Bytes buffer(kReadChunk);
-  // Sized once: a partial frame carried over plus a full read always fit, so no read allocates.
-  Bytes plaintext(kReadChunk + 2 * 65536);
+  Bytes plaintext(kPlaintextBuffer);
   if (!early_plaintext_.empty()) {
     auto fed = mux_.feed(early_plaintext_, Clock::now());
     early_plaintext_.clear();
@@ -252,6 +345,10 @@ Task<void> Connection::read_loop() {
     kick_writer();
   }
   while (open_) {
+    // A full output means the peer is not reading what we owe it: stop reading what it sends
+    // (TCP pushes back on it) until the writer gets the output onto the wire.
+    while (open_ && mux_.output_full()) co_await output_taken_.wait();
+    if (!open_) co_return;
     boost::system::error_code ec;
     size_t n = co_await socket_.async_read_some(asio::buffer(buffer),
                                                 asio::redirect_error(asio::use_awaitable, ec));
@@ -275,14 +372,19 @@ Task<void> Connection::read_loop() {
       drop(fed.error().message);
       co_return;
     }
+    if (!account_output()) {
+      drop(close_reason_);
+      co_return;
+    }
     if (mux_.has_output()) kick_writer();
   }
 }
 
 Task<void> Connection::write_loop() {
+  using namespace asio::experimental::awaitable_operators;
   auto self = shared_from_this();
-  Bytes wire;
-  Bytes out;
+  Bytes& wire = write_wire_;
+  Bytes& out = write_plain_;
   while (open_) {
     if (!mux_.has_output()) {
       if (closing_) break;
@@ -290,13 +392,40 @@ Task<void> Connection::write_loop() {
       continue;
     }
     mux_.swap_output(out);
+    output_taken_.notify();
     // The wire buffer only grows, so sealing never zero-fills or allocates in steady state.
     size_t need = noise::Session::sealed_size(out.size());
     if (need > wire.size()) wire.resize(need);
     size_t n = noise_.encrypt_into(out, wire.data());
+    if (!account_output()) {
+      if (connection_refusals.allow(Clock::now()))
+        spdlog::warn("conn {} with {}: closing: {} ({} similar lines suppressed)", id_,
+                     info_.remote_peer.to_string(), close_reason_,
+                     connection_refusals.suppressed());
+      finish(close_reason_);
+      co_return;
+    }
     boost::system::error_code ec;
-    co_await asio::async_write(socket_, asio::buffer(wire.data(), n),
-                               asio::redirect_error(asio::use_awaitable, ec));
+    if (write_timeout_.count() > 0) {
+      // A peer that stops reading must not hold the connection (and what it buffers) forever.
+      asio::steady_timer timer(socket_.get_executor(), write_timeout_);
+      boost::system::error_code timer_ec;  // its own: the cancelled loser must not overwrite ec
+      auto which = co_await (asio::async_write(socket_, asio::buffer(wire.data(), n),
+                                               asio::redirect_error(asio::use_awaitable, ec)) ||
+                             timer.async_wait(asio::redirect_error(asio::use_awaitable, timer_ec)));
+      if (which.index() == 1) {
+        if (connection_refusals.allow(Clock::now()))
+          spdlog::warn("conn {} with {}: write timed out after {} ms: closing ({} similar lines "
+                       "suppressed)",
+                       id_, info_.remote_peer.to_string(), write_timeout_.count(),
+                       connection_refusals.suppressed());
+        finish("write timed out");
+        co_return;
+      }
+    } else {
+      co_await asio::async_write(socket_, asio::buffer(wire.data(), n),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    }
     if (ec) {
       finish("write: " + ec.message());
       co_return;
@@ -339,8 +468,10 @@ void Connection::close(const std::string& reason) {
 }
 
 void Connection::drop(const std::string& reason) {
-  spdlog::warn("conn {} with {} ({}): dropping: {}", id_, info_.remote_peer.to_string(),
-               info_.remote_addr.to_string(), reason);
+  if (connection_refusals.allow(Clock::now()))
+    spdlog::warn("conn {} with {} ({}): dropping: {} ({} similar lines suppressed)", id_,
+                 info_.remote_peer.to_string(), info_.remote_addr.to_string(), reason,
+                 connection_refusals.suppressed());
   if (mux_.has_output() && open_) {
     // Best effort: the GoAway the muxer queued goes out before the socket closes.
     Bytes out = mux_.take_output();
@@ -366,6 +497,11 @@ void Connection::finish(const std::string& reason) {
     if (auto s = weak.lock()) s->on_reset();
   write_ready_.notify();
   timer_wake_.notify();
+  output_taken_.notify();
+  // The connection's slots (per peer, per IP) and buffers go back now, not when the last
+  // holder of this object lets go of it; its streams keep their own accounts.
+  scope_.reset();
+  output_reserved_ = 0;
   if (on_closed_) {
     auto callback = std::move(on_closed_);
     callback(*this);

@@ -13,6 +13,7 @@
 #include "crypto/keys.hpp"
 #include "crypto/peer_id.hpp"
 #include "host/asio.hpp"
+#include "host/resource_manager.hpp"
 #include "net/noise.hpp"
 #include "net/yamux.hpp"
 
@@ -22,7 +23,8 @@ class Connection;
 
 class Stream : public std::enable_shared_from_this<Stream> {
  public:
-  Stream(std::shared_ptr<Connection> conn, yamux::StreamId id, bool inbound);
+  Stream(std::shared_ptr<Connection> conn, yamux::StreamId id, bool inbound,
+         std::unique_ptr<StreamScope> scope = nullptr);
   ~Stream();
 
   // Reads what is there (at least one byte); 0 means the remote closed its write side.
@@ -34,7 +36,12 @@ class Stream : public std::enable_shared_from_this<Stream> {
   void reset();
 
   const std::string& protocol() const { return protocol_; }
-  void set_protocol(std::string p) { protocol_ = std::move(p); }
+  // Moves the stream's account from transient to the protocol's scope; refused at its limits.
+  Result<void> set_protocol(std::string p);
+  // Accounts bytes a protocol buffers for this stream (partial messages, queues) against the
+  // stream, its connection, its peer, its protocol and the system.
+  Result<void> reserve_memory(size_t n);
+  void release_memory(size_t n);
   bool inbound() const { return inbound_; }
   yamux::StreamId id() const { return id_; }
   const crypto::PeerId& remote_peer() const { return remote_peer_; }
@@ -54,6 +61,9 @@ class Stream : public std::enable_shared_from_this<Stream> {
   bool inbound_;
   crypto::PeerId remote_peer_;
   std::string protocol_;
+  std::shared_ptr<ResourceManager> rcmgr_;  // outlives scope_
+  std::unique_ptr<StreamScope> scope_;      // null when the connection has no account
+  size_t received_bytes_ = 0;               // in received_, reserved against scope_
   std::deque<Bytes> received_;
   size_t front_offset_ = 0;
   size_t already_credited_ = 0;
@@ -62,6 +72,29 @@ class Stream : public std::enable_shared_from_this<Stream> {
   bool write_closed_ = false;
   Signal readable_;
   Signal writable_;
+};
+
+// Keeps a stream's reservation equal to what a protocol buffers for it (a partial message):
+// update() before the buffer grows; the destructor gives it all back.
+class BufferAccount {
+ public:
+  explicit BufferAccount(Stream& stream) : stream_(stream) {}
+  ~BufferAccount() { stream_.release_memory(reserved_); }
+  BufferAccount(const BufferAccount&) = delete;
+  BufferAccount& operator=(const BufferAccount&) = delete;
+  Result<void> update(size_t held) {
+    if (held > reserved_) {
+      if (auto r = stream_.reserve_memory(held - reserved_); !r) return r;
+    } else {
+      stream_.release_memory(reserved_ - held);
+    }
+    reserved_ = held;
+    return {};
+  }
+
+ private:
+  Stream& stream_;
+  size_t reserved_ = 0;
 };
 
 struct ConnectionInfo {
@@ -81,6 +114,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
              Bytes early_plaintext, size_t max_streams);
   ~Connection();
 
+  // Gives the connection its account (the host's resource manager); before start().
+  void attach(std::shared_ptr<ResourceManager> rcmgr, std::unique_ptr<ConnectionScope> scope,
+              std::chrono::milliseconds write_timeout);
+  // A scope for a new stream of this connection; null without an account.
+  Result<std::unique_ptr<StreamScope>> stream_scope(Direction direction);
+  ConnectionScope* scope() const { return scope_.get(); }
   // Starts the read, write and timer loops.
   void start(StreamCallback on_stream, ClosedCallback on_closed);
   Task<Result<std::shared_ptr<Stream>>> open_stream();
@@ -100,6 +139,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void forget_stream(yamux::StreamId id);
   asio::any_io_executor socket_executor();
   std::chrono::nanoseconds last_rtt() const { return last_rtt_; }
+  const std::shared_ptr<ResourceManager>& resource_manager() const { return rcmgr_; }
 
  private:
   std::shared_ptr<Stream> find_stream(yamux::StreamId id);
@@ -109,6 +149,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Task<void> timer_loop();
   void dispatch_events();
   void drop(const std::string& reason);
+  // Keeps the reservation equal to what the muxer buffers for the wire; false: over a limit.
+  bool account_output();
 
   tcp::socket socket_;
   noise::Session noise_;
@@ -127,6 +169,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ClosedCallback on_closed_;
   Signal write_ready_;
   Signal timer_wake_;
+  Signal output_taken_;  // the writer took the muxer's output: a paused reader may go on
+  std::shared_ptr<ResourceManager> rcmgr_;  // outlives scope_
+  std::unique_ptr<ConnectionScope> scope_;
+  std::chrono::milliseconds write_timeout_{0};  // 0: none
+  size_t output_reserved_ = 0;
+  Bytes write_plain_;  // the write loop's buffers: their capacity is accounted as output
+  Bytes write_wire_;
 };
 
 }  // namespace p2pmq::host

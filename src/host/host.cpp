@@ -4,7 +4,10 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include <random>
+
 #include "core/varint.hpp"
+#include "host/log_limit.hpp"
 #include "net/multistream.hpp"
 
 namespace p2pmq::host {
@@ -12,6 +15,30 @@ namespace p2pmq::host {
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
+
+// Peer-triggered refusals: a few lines per interval, with the count of the rest.
+LogLimit inbound_refusals;
+LogLimit stream_refusals;
+LogLimit negotiation_failures;
+
+std::string ip_of(const tcp::endpoint& endpoint) {
+  auto a = endpoint.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  if (a.is_v6()) {
+    auto v6 = a.to_v6();
+    v6.scope_id(0);  // link-local peers: the zone is ours, not part of the peer's address
+    return v6.to_string();
+  }
+  return a.to_string();
+}
+
+// A task that ends at `t` (raced against work with ||).
+Task<void> sleep_for(asio::any_io_executor ex, std::chrono::nanoseconds t) {
+  asio::steady_timer timer(ex, t);
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
 
 void log_exception(std::exception_ptr e, const char* what) {
   if (!e) return;
@@ -35,7 +62,16 @@ Host::Host(asio::io_context& io, crypto::PrivateKey identity, HostConfig config)
     : io_(io),
       identity_(std::move(identity)),
       peer_id_(crypto::PeerId::from_public_key(identity_.public_key())),
-      config_(std::move(config)) {}
+      config_(std::move(config)) {
+  // The older limits keys bound the same things: the smaller value wins.
+  auto& r = config_.resources;
+  r.transient.streams_inbound = std::min(r.transient.streams_inbound, config_.max_negotiating_streams);
+  r.peer.connections = std::min(r.peer.connections, config_.max_connections_per_peer);
+  r.system.connections_inbound = std::min(r.system.connections_inbound, config_.max_inbound_connections);
+  r.system.connections_outbound =
+      std::min(r.system.connections_outbound, config_.max_outbound_connections);
+  rcmgr_ = std::make_shared<ResourceManager>(config_.resources);
+}
 
 Host::~Host() {
   in_flight_->alive = false;
@@ -77,8 +113,10 @@ std::vector<Multiaddr> Host::listen_addrs() const {
   return out;
 }
 
-void Host::handle(const std::string& protocol, StreamHandler handler) {
+void Host::handle(const std::string& protocol, StreamHandler handler,
+                  const std::string& service) {
   handlers_[protocol] = std::move(handler);
+  if (!service.empty()) rcmgr_->set_service(protocol, service);
 }
 
 void Host::unhandle(const std::string& protocol) {
@@ -147,13 +185,30 @@ Task<void> Host::accept_loop(std::shared_ptr<tcp::acceptor> acceptor) {
 Task<void> Host::handle_inbound(tcp::socket socket) {
   boost::system::error_code ec;
   auto remote = socket.remote_endpoint(ec);
-  std::string from = ec ? std::string("?") : to_multiaddr(remote).to_string();
-  if (count(false) + in_flight_->inbound >= config_.max_inbound_connections) {
-    spdlog::warn("refusing inbound connection from {}: max_inbound_connections ({}) reached", from,
-                 config_.max_inbound_connections);
+  if (ec) {
     socket.close(ec);
     co_return;
   }
+  std::string from = to_multiaddr(remote).to_string();
+  if (count(false) + in_flight_->inbound >= config_.max_inbound_connections) {
+    if (inbound_refusals.allow(Clock::now()))
+      spdlog::warn(
+          "refusing inbound connection from {}: max_inbound_connections ({}) reached ({} similar "
+          "lines suppressed)",
+          from, config_.max_inbound_connections, inbound_refusals.suppressed());
+    socket.close(ec);
+    co_return;
+  }
+  // A pending handshake until the peer is known: per-IP, per-subnet and transient limits.
+  auto scope = rcmgr_->open_connection(Direction::inbound, ip_of(remote));
+  if (!scope) {
+    if (inbound_refusals.allow(Clock::now()))
+      spdlog::warn("refusing inbound connection from {}: {} ({} similar lines suppressed)", from,
+                   scope.error().message, inbound_refusals.suppressed());
+    socket.close(ec);
+    co_return;
+  }
+  auto rcmgr = rcmgr_;  // the scope refers to it: keep it as long as the scope
   socket.set_option(tcp::no_delay(true), ec);  // small frames (ping, acks) must not wait
   auto in_flight = in_flight_;
   ++in_flight->inbound;
@@ -181,12 +236,26 @@ Task<void> Host::handle_inbound(tcp::socket socket) {
     (*conn)->close("blocked");
     co_return;
   }
+  if (auto r = (*scope)->set_peer((*conn)->remote_peer().to_string()); !r) {
+    if (inbound_refusals.allow(Clock::now()))
+      spdlog::warn("refusing inbound connection from {}: {} ({} similar lines suppressed)", from,
+                   r.error().message, inbound_refusals.suppressed());
+    (*conn)->start(nullptr, nullptr);
+    (*conn)->close("resource limit");
+    co_return;
+  }
+  (*conn)->attach(rcmgr, std::move(*scope), config_.write_timeout);
   add_connection(*conn);
 }
 
 Task<Result<std::shared_ptr<Connection>>> Host::connect(const Multiaddr& addr) {
+  co_return co_await connect_until(addr, Clock::now() + config_.dial_timeout);
+}
+
+Task<Result<std::shared_ptr<Connection>>> Host::connect_until(const Multiaddr& addr,
+                                                              Clock::time_point deadline) {
   auto peer_bytes = addr.p2p();
-  if (!peer_bytes) co_return co_await dial(addr, std::nullopt);
+  if (!peer_bytes) co_return co_await dial(addr, std::nullopt, deadline);
   auto peer = crypto::PeerId::from_bytes(*peer_bytes);
   if (!peer) co_return fail(Errc::invalid_input, "bad /p2p/ peer id in " + addr.to_string());
   if (*peer == peer_id_) co_return fail(Errc::invalid_input, "refusing to dial self");
@@ -200,7 +269,7 @@ Task<Result<std::shared_ptr<Connection>>> Host::connect(const Multiaddr& addr) {
   }
   auto pending = std::make_shared<PendingDial>(io_.get_executor());
   pending_dials_[*peer] = pending;
-  auto result = co_await dial(addr, *peer);
+  auto result = co_await dial(addr, *peer, deadline);
   pending->result = result;
   pending->finished = true;
   pending->done.notify();
@@ -213,10 +282,19 @@ Task<Result<std::shared_ptr<Connection>>> Host::connect(const crypto::PeerId& pe
   auto it = peer_store_.find(peer);
   if (it == peer_store_.end() || it->second.addrs.empty())
     co_return fail(Errc::not_found, "no known address for " + peer.to_string());
-  Error last{Errc::not_found, "no address"};
+  Error last{Errc::not_found, "no dialable address for " + peer.to_string()};
   auto addrs = it->second.addrs;  // the store may change while we dial
+  // One deadline for the whole connect: a peer with many (fake) addresses cannot hold a dial
+  // slot for dial_timeout per address.
+  auto deadline = Clock::now() + config_.dial_timeout;
+  bool loopback = listens_on_loopback();
   for (const auto& a : addrs) {
-    auto r = co_await connect(a.without_p2p().with_p2p(peer.bytes()));
+    if (!dialable_from_peer(a, loopback)) continue;
+    if (Clock::now() >= deadline) {
+      last = Error{Errc::timeout, "connecting to " + peer.to_string() + " timed out"};
+      break;
+    }
+    auto r = co_await connect_until(a.without_p2p().with_p2p(peer.bytes()), deadline);
     if (r) co_return r;
     last = r.error();
   }
@@ -224,7 +302,8 @@ Task<Result<std::shared_ptr<Connection>>> Host::connect(const crypto::PeerId& pe
 }
 
 Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
-                                                     std::optional<crypto::PeerId> expected) {
+                                                     std::optional<crypto::PeerId> expected,
+                                                     Clock::time_point deadline) {
   if (stopping_) co_return fail(Errc::closed, "host is shutting down");
   if (in_flight_->dials >= config_.max_pending_dials) {
     spdlog::warn("refusing dial to {}: max_pending_dials ({}) reached", addr.to_string(),
@@ -249,7 +328,6 @@ Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
     }
   } guard{in_flight, &all_closed_};
 
-  auto deadline = Clock::now() + config_.dial_timeout;
   std::vector<tcp::endpoint> endpoints;
   boost::system::error_code ec;
   if (target->is_dns) {
@@ -297,6 +375,12 @@ Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
   }
   if (!connected) co_return tl::unexpected(last);
   socket.set_option(tcp::no_delay(true), ec);
+  auto remote = socket.remote_endpoint(ec);
+  if (ec) co_return fail(Errc::io, "dial " + addr.to_string() + ": " + ec.message());
+  auto scope = rcmgr_->open_connection(Direction::outbound, ip_of(remote));
+  if (!scope) co_return fail(Errc::limit_exceeded, "dial " + addr.to_string() + ": " +
+                                                       scope.error().message);
+  auto rcmgr = rcmgr_;
 
   auto upgrade_config = config_.upgrade;
   auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -327,6 +411,12 @@ Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
     (*conn)->close("blocked");
     co_return fail(Errc::unsupported, "peer " + (*conn)->remote_peer().to_string() + " is blocked");
   }
+  if (auto r = (*scope)->set_peer((*conn)->remote_peer().to_string()); !r) {
+    (*conn)->start(nullptr, nullptr);
+    (*conn)->close("resource limit");
+    co_return fail(Errc::limit_exceeded, "dial " + addr.to_string() + ": " + r.error().message);
+  }
+  (*conn)->attach(rcmgr, std::move(*scope), config_.write_timeout);
   add_connection(*conn);
   co_return *conn;
 }
@@ -341,6 +431,8 @@ void Host::add_connection(const std::shared_ptr<Connection>& conn) {
     if (std::find(info.addrs.begin(), info.addrs.end(), addr) == info.addrs.end())
       info.addrs.push_back(addr);
   }
+  last_heard_[conn->remote_peer()] = Clock::now();
+  prune_peer_store(Clock::now());
   spdlog::debug("conn {}: {} {} {}", conn->id(), conn->info().outbound ? "dialed" : "accepted",
                 conn->remote_peer().to_string(), conn->info().remote_addr.to_string());
   conn->start([this](std::shared_ptr<Stream> s) { on_stream(s); },
@@ -362,37 +454,30 @@ void Host::add_connection(const std::shared_ptr<Connection>& conn) {
 }
 
 void Host::on_stream(const std::shared_ptr<Stream>& stream) {
-  if (negotiating_ >= config_.max_negotiating_streams) {
-    spdlog::warn("resetting inbound stream from {}: max_negotiating_streams ({}) reached",
-                 stream->remote_peer().to_string(), config_.max_negotiating_streams);
-    stream->reset();
-    return;
-  }
+  // The resource manager already refused streams over the negotiation limits (per peer and
+  // transient) when the connection accepted them.
   asio::co_spawn(io_, serve_stream(stream),
                  [](std::exception_ptr e) { log_exception(e, "stream handler"); });
 }
 
 Task<void> Host::serve_stream(std::shared_ptr<Stream> stream) {
-  ++negotiating_;
   auto negotiated = co_await (
       accept_protocol(*stream,
                       [this](std::string_view p) { return handlers_.contains(std::string(p)); }) ||
-          [](asio::any_io_executor ex, std::chrono::milliseconds t) -> Task<void> {
-        asio::steady_timer timer(ex, t);
-        boost::system::error_code ec;
-        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      }(io_.get_executor(), config_.negotiation_timeout));
-  --negotiating_;
+      sleep_for(io_.get_executor(), config_.negotiation_timeout));
   if (negotiated.index() == 1) {
-    spdlog::info("stream from {}: protocol negotiation timed out",
-                 stream->remote_peer().to_string());
+    if (negotiation_failures.allow(Clock::now()))
+      spdlog::info("stream from {}: protocol negotiation timed out ({} similar lines suppressed)",
+                   stream->remote_peer().to_string(), negotiation_failures.suppressed());
     stream->reset();
     co_return;
   }
   auto& protocol = std::get<0>(negotiated);
   if (!protocol) {
-    spdlog::info("stream from {}: negotiation failed: {}", stream->remote_peer().to_string(),
-                 protocol.error().to_string());
+    if (negotiation_failures.allow(Clock::now()))
+      spdlog::info("stream from {}: negotiation failed: {} ({} similar lines suppressed)",
+                   stream->remote_peer().to_string(),
+                   escape_for_log(protocol.error().to_string()), negotiation_failures.suppressed());
     stream->reset();
     co_return;
   }
@@ -401,7 +486,14 @@ Task<void> Host::serve_stream(std::shared_ptr<Stream> stream) {
     stream->reset();
     co_return;
   }
-  stream->set_protocol(*protocol);
+  if (auto r = stream->set_protocol(*protocol); !r) {
+    if (stream_refusals.allow(Clock::now()))
+      spdlog::warn("resetting stream from {} ({}): {} ({} similar lines suppressed)",
+                   stream->remote_peer().to_string(), *protocol, r.error().message,
+                   stream_refusals.suppressed());
+    stream->reset();
+    co_return;
+  }
   auto handler = it->second;  // the handler may unregister itself
   co_await handler(stream);
 }
@@ -410,12 +502,23 @@ Task<Result<std::shared_ptr<Stream>>> Host::new_stream(const std::shared_ptr<Con
                                                        const std::vector<std::string>& protocols) {
   auto stream = co_await conn->open_stream();
   if (!stream) co_return tl::unexpected(stream.error());
-  auto selected = co_await select_protocol(**stream, protocols);
-  if (!selected) {
+  // A remote that never answers must not hold the stream (and its caller) forever.
+  auto selected = co_await (select_protocol(**stream, protocols) ||
+                            sleep_for(io_.get_executor(), config_.negotiation_timeout));
+  if (selected.index() == 1) {
     (*stream)->reset();
-    co_return tl::unexpected(selected.error());
+    co_return fail(Errc::timeout, "protocol negotiation with " +
+                                      conn->remote_peer().to_string() + " timed out");
   }
-  (*stream)->set_protocol(*selected);
+  auto& protocol = std::get<0>(selected);
+  if (!protocol) {
+    (*stream)->reset();
+    co_return tl::unexpected(protocol.error());
+  }
+  if (auto r = (*stream)->set_protocol(*protocol); !r) {
+    (*stream)->reset();
+    co_return tl::unexpected(r.error());
+  }
   co_return *stream;
 }
 
@@ -443,6 +546,114 @@ Task<void> Host::shutdown() {
   if (busy())
     spdlog::warn("shutdown: {} connections, {} dials and {} handshakes did not end in time",
                  connections_.size(), in_flight_->dials, in_flight_->inbound);
+}
+
+// ---------------------------------------------------------------- peer store
+
+bool dialable_from_peer(const Multiaddr& addr, bool allow_loopback) {
+  auto target = addr.tcp_target();
+  if (!target) return false;
+  if (target->is_dns) return !target->host.empty();
+  if (target->port == 0) return false;
+  boost::system::error_code ec;
+  auto ip = asio::ip::make_address(target->host, ec);
+  if (ec) return false;
+  if (ip.is_v6() && ip.to_v6().is_v4_mapped())
+    ip = asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
+  if (ip.is_unspecified() || ip.is_multicast()) return false;
+  if (ip.is_loopback()) return allow_loopback;
+  if (ip.is_v4()) {
+    auto b = ip.to_v4().to_bytes();
+    if (b[0] == 169 && b[1] == 254) return false;  // link-local
+    if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255) return false;  // broadcast
+    return true;
+  }
+  return !ip.to_v6().is_link_local();
+}
+
+bool Host::listens_on_loopback() const {
+  for (const auto& a : listen_addrs()) {
+    auto target = a.tcp_target();
+    if (!target || target->is_dns) continue;
+    boost::system::error_code ec;
+    auto ip = asio::ip::make_address(target->host, ec);
+    // An unspecified listener accepts on loopback too.
+    if (!ec && (ip.is_loopback() || ip.is_unspecified())) return true;
+  }
+  return false;
+}
+
+size_t Host::add_addrs(const crypto::PeerId& peer, const std::vector<Multiaddr>& addrs) {
+  if (peer == peer_id_) return 0;
+  auto now = Clock::now();
+  bool loopback = listens_on_loopback();
+  auto& info = peer_store_[peer];
+  auto& expiry = addr_expiry_[peer];
+  size_t added = 0;
+  for (const auto& a : addrs) {
+    auto addr = a.without_p2p();
+    if (!dialable_from_peer(addr, loopback)) continue;
+    auto key = addr.to_string();
+    if (std::find(info.addrs.begin(), info.addrs.end(), addr) == info.addrs.end()) {
+      if (info.addrs.size() >= config_.max_addrs_per_peer) continue;
+      info.addrs.push_back(addr);
+      ++added;
+    }
+    expiry[key] = now + config_.address_ttl;
+  }
+  last_heard_[peer] = now;
+  if (info.addrs.empty() && !connection_to(peer)) {
+    peer_store_.erase(peer);
+    addr_expiry_.erase(peer);
+  }
+  if (peer_store_.size() > config_.max_peer_store_peers || now >= next_prune_)
+    prune_peer_store(now);
+  return added;
+}
+
+void Host::prune_peer_store(Clock::time_point now) {
+  next_prune_ = now + std::chrono::minutes(1);
+  std::vector<std::pair<Clock::time_point, crypto::PeerId>> idle;
+  for (auto it = peer_store_.begin(); it != peer_store_.end();) {
+    const auto& peer = it->first;
+    auto& info = it->second;
+    bool connected = connections_.contains(peer);
+    auto& expiry = addr_expiry_[peer];
+    std::erase_if(info.addrs, [&](const Multiaddr& a) {
+      auto key = a.to_string();
+      auto e = expiry.find(key);
+      if (e == expiry.end()) {
+        // Added by a component that writes the map directly: its TTL starts now.
+        expiry[key] = now + config_.address_ttl;
+        return false;
+      }
+      if (connected) e->second = now + config_.address_ttl;  // connected peers' addresses stay
+      if (e->second > now) return false;
+      expiry.erase(e);
+      return true;
+    });
+    if (info.addrs.size() > config_.max_addrs_per_peer) info.addrs.resize(config_.max_addrs_per_peer);
+    if (!connected && info.addrs.empty()) {
+      addr_expiry_.erase(peer);
+      last_heard_.erase(peer);
+      it = peer_store_.erase(it);
+      continue;
+    }
+    if (!connected) {
+      auto heard = last_heard_.find(peer);
+      idle.emplace_back(heard == last_heard_.end() ? Clock::time_point{} : heard->second, peer);
+    }
+    ++it;
+  }
+  if (peer_store_.size() <= config_.max_peer_store_peers) return;
+  // Over the bound: forget the peers heard of longest ago first; connected ones stay.
+  std::sort(idle.begin(), idle.end());
+  size_t excess = peer_store_.size() - config_.max_peer_store_peers;
+  for (size_t i = 0; i < idle.size() && i < excess; ++i) {
+    peer_store_.erase(idle[i].second);
+    addr_expiry_.erase(idle[i].second);
+    last_heard_.erase(idle[i].second);
+  }
 }
 
 // ---------------------------------------------------------------- stream helpers
@@ -508,9 +719,28 @@ Task<Result<Bytes>> read_length_prefixed(Stream& stream, size_t max_size) {
     co_return fail(Errc::limit_exceeded, "message of " + std::to_string(length) +
                                              " bytes exceeds the limit of " +
                                              std::to_string(max_size));
-  Bytes message(length);
-  auto r = co_await stream.read_exact(message);
-  if (!r) co_return tl::unexpected(r.error());
+  // The buffer grows with the bytes that arrive, not with the length the peer announced, and
+  // is accounted against the stream while it is being filled.
+  constexpr size_t kChunk = 64 * 1024;
+  Bytes message;
+  size_t reserved = 0;
+  struct Release {
+    Stream& stream;
+    size_t& n;
+    ~Release() { stream.release_memory(n); }
+  } release{stream, reserved};
+  while (message.size() < length) {
+    size_t n = std::min<size_t>(kChunk, length - message.size());
+    if (auto r = stream.reserve_memory(n); !r) {
+      stream.reset();
+      co_return tl::unexpected(r.error());
+    }
+    reserved += n;
+    size_t at = message.size();
+    message.resize(at + n);
+    auto r = co_await stream.read_exact(std::span<uint8_t>(message.data() + at, n));
+    if (!r) co_return tl::unexpected(r.error());
+  }
   co_return message;
 }
 

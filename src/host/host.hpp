@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "host/resource_manager.hpp"
 #include "host/upgrade.hpp"
 
 namespace p2pmq::host {
@@ -19,10 +20,22 @@ struct HostConfig {
   size_t max_inbound_connections = 256;
   size_t max_outbound_connections = 256;
   size_t max_pending_dials = 64;
-  size_t max_connections_per_peer = 2;
+  size_t max_connections_per_peer = 2;  // the peer scope's connection limit
+  // One deadline for a whole connect(), every address of the peer included.
   std::chrono::milliseconds dial_timeout{10000};
-  std::chrono::milliseconds negotiation_timeout{10000};  // per-stream multistream-select
-  size_t max_negotiating_streams = 128;  // inbound streams still choosing a protocol
+  // Per-stream multistream-select, both directions.
+  std::chrono::milliseconds negotiation_timeout{10000};
+  // Inbound streams still choosing a protocol, all peers together (the transient scope's
+  // inbound stream limit); per peer: resources.negotiations_per_peer.
+  size_t max_negotiating_streams = 128;
+  // A socket write that does not complete in this time closes the connection (0: never).
+  std::chrono::milliseconds write_timeout{30000};
+  // Peer store: peers without a connection are forgotten first beyond max_peers; an address
+  // learnt from the network expires after address_ttl unless its peer is connected.
+  size_t max_peer_store_peers = 10000;
+  size_t max_addrs_per_peer = 32;
+  std::chrono::milliseconds address_ttl{3600 * 1000};
+  ResourceLimits resources;
   UpgradeConfig upgrade;
 };
 
@@ -57,7 +70,8 @@ class Host {
   std::vector<Multiaddr> listen_addrs() const;
   asio::any_io_executor executor() { return io_.get_executor(); }
 
-  void handle(const std::string& protocol, StreamHandler handler);
+  // `service` groups protocols under one resource scope ("pubsub", "dht", ...).
+  void handle(const std::string& protocol, StreamHandler handler, const std::string& service = {});
   void unhandle(const std::string& protocol);
   std::vector<std::string> protocols() const;
   void observe(ConnectionObserver observer) { observers_.push_back(std::move(observer)); }
@@ -83,13 +97,28 @@ class Host {
   bool is_blocked(const crypto::PeerId& peer) const { return blocked_.contains(peer); }
 
   std::map<crypto::PeerId, PeerInfo>& peer_store() { return peer_store_; }
+  // Adds addresses a peer or the network told us about: filtered (see dialable_from_peer), at
+  // most max_addrs_per_peer, each valid for address_ttl. Returns how many were new.
+  size_t add_addrs(const crypto::PeerId& peer, const std::vector<Multiaddr>& addrs);
+  // Drops expired addresses, then peers without addresses or connection, then (beyond
+  // max_peer_store_peers) the least recently heard-of peers without a connection.
+  void prune_peer_store(Clock::time_point now);
+
+  // Per scope: use and limit (system, transient, services, protocols, peers).
+  std::vector<ScopeUsage> resource_usage() const { return rcmgr_->usage(); }
+  const ResourceCounters& resource_counters() const { return rcmgr_->counters(); }
+  ResourceManager& resource_manager() { return *rcmgr_; }
 
  private:
   struct PendingDial;
   Task<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor);
   Task<void> handle_inbound(tcp::socket socket);
   Task<Result<std::shared_ptr<Connection>>> dial(const Multiaddr& addr,
-                                                 std::optional<crypto::PeerId> expected);
+                                                 std::optional<crypto::PeerId> expected,
+                                                 Clock::time_point deadline);
+  Task<Result<std::shared_ptr<Connection>>> connect_until(const Multiaddr& addr,
+                                                          Clock::time_point deadline);
+  bool listens_on_loopback() const;
   void add_connection(const std::shared_ptr<Connection>& conn);
   void on_stream(const std::shared_ptr<Stream>& stream);
   Task<void> serve_stream(std::shared_ptr<Stream> stream);
@@ -112,12 +141,21 @@ class Host {
   };
   std::shared_ptr<InFlight> in_flight_ = std::make_shared<InFlight>();
   Signal abort_upgrades_{io_.get_executor()};  // shutdown: end every handshake under way
-  size_t negotiating_ = 0;
+  std::shared_ptr<ResourceManager> rcmgr_;
   Signal all_closed_{io_.get_executor()};
   std::vector<ConnectionObserver> observers_;
   std::map<crypto::PeerId, PeerInfo> peer_store_;
+  // When each stored address expires, and when each peer was last heard of.
+  std::map<crypto::PeerId, std::map<std::string, Clock::time_point>> addr_expiry_;  // by text
+  std::map<crypto::PeerId, Clock::time_point> last_heard_;
+  Clock::time_point next_prune_{};
   std::set<crypto::PeerId> blocked_;
 };
+
+// Whether an address a peer (identify, DHT, mDNS) gave us may be dialed: a TCP address on a
+// routable IP; never unspecified (0.0.0.0, ::), never link-local (fe80::/10, 169.254/16), no
+// multicast, and loopback only when we listen on loopback ourselves. DNS names are kept.
+bool dialable_from_peer(const Multiaddr& addr, bool allow_loopback);
 
 // Multistream-select over an open stream.
 Task<Result<std::string>> select_protocol(Stream& stream,

@@ -41,6 +41,8 @@ Session::Session(bool is_client, Config config, TimePoint now)
   config_.max_window = std::max(config_.max_window, config_.initial_window);
   config_.max_frame = std::clamp<size_t>(config_.max_frame, 1, 16 * 1024 * 1024);
   config_.max_send_buffer = std::max<size_t>(config_.max_send_buffer, 1);
+  config_.max_output = std::max<size_t>(config_.max_output, kHeaderSize + config_.max_frame);
+  ping_rng_ = config_.ping_seed;
   next_ping_ = now + config_.keepalive_interval;
   if (config_.measure_rtt) send_ping();
 }
@@ -80,9 +82,14 @@ void Session::put_data(StreamId id, Stream& s, const uint8_t* data, size_t n) {
 // May release the stream: callers must not touch `s` afterwards.
 void Session::flush(StreamId id, Stream& s) {
   size_t n = static_cast<size_t>(std::min<uint64_t>(s.buffered(), s.send_window));
+  if (n > output_room()) {
+    n = output_room();
+    starved_ = true;  // the rest goes out once the output is taken
+  }
   if (n > 0) {
     put_data(id, s, s.send_buf.data() + s.send_off, n);
     s.send_off += n;
+    send_buffered_ -= n;
     if (s.buffered() == 0) {
       s.send_buf.clear();
       s.send_off = 0;
@@ -120,8 +127,43 @@ void Session::send_window_update(StreamId id, Stream& s) {
   put_header(kTypeWindowUpdate, take_ack(s), id, static_cast<uint32_t>(delta));
 }
 
+// Data frames only fill the output up to max_output; control frames may pass it a little.
+size_t Session::output_room() const {
+  return config_.max_output - std::min(out_.size(), config_.max_output);
+}
+
+// After the output was taken: frame what waited for room, stream by stream.
+void Session::refill() {
+  if (!starved_ || closed_) return;
+  starved_ = false;
+  std::vector<StreamId> waiting;
+  for (const auto& [id, st] : streams_)
+    if (st.buffered() > 0 && st.send_window > 0) waiting.push_back(id);
+  for (StreamId id : waiting) {
+    if (output_room() == 0) {
+      starved_ = true;
+      break;
+    }
+    if (Stream* st = find(id)) flush(id, *st);  // may release the stream
+  }
+}
+
+void Session::put_pong(uint32_t value) {
+  // A peer that pings without reading our replies gets no more than max_pending_pongs of them.
+  if (pending_pongs_ >= config_.max_pending_pongs) {
+    ++dropped_pongs_;
+    return;
+  }
+  ++pending_pongs_;
+  put_header(kTypePing, kFlagAck, 0, value);
+}
+
 void Session::send_ping() {
-  ++ping_value_;
+  // splitmix64: the value only needs to be unguessable to the remote, not cryptographic.
+  uint64_t z = (ping_rng_ += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  ping_value_ = static_cast<uint32_t>(z ^ (z >> 31));
   put_header(kTypePing, kFlagSyn, 0, ping_value_);
   ping_outstanding_ = true;
   ping_sent_ = now_;
@@ -131,12 +173,16 @@ void Session::send_ping() {
 Bytes Session::take_output() {
   Bytes out;
   out.swap(out_);
+  pending_pongs_ = 0;
+  refill();
   return out;
 }
 
 void Session::swap_output(Bytes& buffer) {
   buffer.clear();
   buffer.swap(out_);
+  pending_pongs_ = 0;
+  refill();
 }
 
 // ---------------------------------------------------------------- streams
@@ -166,6 +212,7 @@ void Session::release(StreamId id) {
   if (it == streams_.end()) return;
   if (it->second.outbound_unacked) --unacked_outbound_;
   window_growth_total_ -= it->second.growth;
+  send_buffered_ -= it->second.buffered();
   streams_.erase(it);
 }
 
@@ -207,8 +254,9 @@ size_t Session::write(StreamId id, BytesView data) {
   if (!s || s->fin_requested) return 0;
   size_t accepted = 0;
   // Fast path: nothing queued ahead, so frame straight from the caller's bytes (one copy).
-  if (s->buffered() == 0 && s->send_window > 0) {
-    accepted = static_cast<size_t>(std::min<uint64_t>(data.size(), s->send_window));
+  if (s->buffered() == 0 && s->send_window > 0 && output_room() > 0) {
+    accepted = static_cast<size_t>(
+        std::min<uint64_t>({data.size(), s->send_window, uint64_t{output_room()}}));
     put_data(id, *s, data.data(), accepted);
   }
   size_t rest = data.size() - accepted;
@@ -224,7 +272,9 @@ size_t Session::write(StreamId id, BytesView data) {
     }
     const uint8_t* p = data.data() + accepted;
     s->send_buf.insert(s->send_buf.end(), p, p + take);
+    send_buffered_ += take;
     accepted += take;
+    if (output_room() == 0 && s->send_window > 0) starved_ = true;
   }
   if (take < rest) s->blocked = true;
   return accepted;
@@ -275,6 +325,7 @@ void Session::go_away(uint32_t code) {
     streams_.clear();
     unacked_outbound_ = 0;
     window_growth_total_ = 0;
+    send_buffered_ = 0;
   }
 }
 
@@ -287,6 +338,7 @@ tl::unexpected<Error> Session::fail_session(Errc code, std::string message, uint
     streams_.clear();
     unacked_outbound_ = 0;
     window_growth_total_ = 0;
+    send_buffered_ = 0;
   }
   return tl::unexpected<Error>(error_);
 }
@@ -354,7 +406,7 @@ Result<void> Session::handle_header(const uint8_t* h) {
       return handle_stream_header(type, flags, id, length);
     case kTypePing:
       if (flags & kFlagSyn) {
-        put_header(kTypePing, kFlagAck, 0, length);
+        put_pong(length);
       } else if ((flags & kFlagAck) && ping_outstanding_ && length == ping_value_) {
         ping_outstanding_ = false;
         auto sample = std::chrono::duration_cast<std::chrono::nanoseconds>(now_ - ping_sent_);

@@ -54,6 +54,15 @@ struct Config {
   // Ping once at start so window auto-tuning knows the RTT (go-yamux does the same); its
   // reply is due within ping_timeout like any other.
   bool measure_rtt = true;
+  // Framed bytes not yet taken for the wire. Past this, data frames wait in the streams' send
+  // buffers, and the IO layer stops reading (so a peer that does not read cannot make us queue
+  // replies to what it sends).
+  size_t max_output = 1 << 20;
+  // Ping replies queued and not yet taken for the wire; more pings are left unanswered.
+  size_t max_pending_pongs = 16;
+  // Seeds the keep-alive ping values: unpredictable values make the remote read our pings to
+  // answer them. The IO layer sets it from the OS; 0 picks a fixed seed (tests).
+  uint64_t ping_seed = 0;
 };
 
 using StreamId = uint32_t;
@@ -104,6 +113,12 @@ class Session {
   // capacity is reused instead of growing a fresh vector for every flush.
   void swap_output(Bytes& buffer);
   bool has_output() const { return !out_.empty(); }
+  size_t output_size() const { return out_.size(); }
+  // At max_output: the IO layer should stop feeding until the output is taken.
+  bool output_full() const { return out_.size() >= config_.max_output; }
+  // What the session holds for the wire: framed output plus the streams' send buffers.
+  size_t buffered_bytes() const { return out_.size() + send_buffered_; }
+  uint64_t dropped_pongs() const { return dropped_pongs_; }
 
   // Sends SYN. Fails after a GoAway either way, at max_streams or max_ack_backlog.
   Result<StreamId> open_stream();
@@ -168,6 +183,9 @@ class Session {
   void send_window_update(StreamId id, Stream& s);
   void push_data_event(StreamId id, const uint8_t* data, size_t n);
   void send_ping();
+  size_t output_room() const;
+  void refill();
+  void put_pong(uint32_t value);
 
   Result<void> handle_header(const uint8_t* h);
   Result<void> handle_stream_header(uint8_t type, uint16_t flags, StreamId id, uint32_t length);
@@ -183,6 +201,8 @@ class Session {
   StreamId highest_remote_id_ = 0;  // highest id the remote opened
   size_t unacked_outbound_ = 0;
   size_t window_growth_total_ = 0;
+  size_t send_buffered_ = 0;  // sum of the streams' buffered()
+  bool starved_ = false;      // a flush stopped at max_output: refill after the next take
 
   Bytes out_;
   std::deque<Event> events_;
@@ -198,6 +218,9 @@ class Session {
   // Pings.
   bool ping_outstanding_ = false;
   uint32_t ping_value_ = 0;
+  uint64_t ping_rng_ = 0;  // splitmix64 state
+  size_t pending_pongs_ = 0;
+  uint64_t dropped_pongs_ = 0;
   TimePoint ping_sent_{};
   TimePoint next_ping_{};
   std::chrono::nanoseconds rtt_{0};

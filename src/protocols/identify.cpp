@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "host/log_limit.hpp"
+
 #include "libp2p/identify.pb.h"
 
 namespace p2pmq::protocols {
@@ -44,25 +48,31 @@ struct Identify::Exchange {
 
 Identify::Identify(host::Host& host, std::string agent_version)
     : host_(host), agent_version_(std::move(agent_version)) {
-  host_.handle(std::string(kIdentifyProtocol),
-               [this](std::shared_ptr<host::Stream> s) -> Task<void> {
-                 auto conn = s->connection();
-                 if (!conn) co_return;
-                 auto w = co_await host::write_length_prefixed(*s, build_message(*conn));
-                 if (w) s->close_write();
-               });
-  host_.handle(std::string(kIdentifyPushProtocol),
-               [this](std::shared_ptr<host::Stream> s) -> Task<void> {
-                 auto message = co_await host::read_length_prefixed(*s, kMaxIdentifyMessage);
-                 if (!message) co_return;
-                 auto info = decode_identify(*message, s->remote_peer());
-                 if (!info) {
-                   spdlog::info("identify push from {}: {}", s->remote_peer().to_string(),
-                                info.error().to_string());
-                   co_return;
-                 }
-                 record(*info);
-               });
+  host_.handle(
+      std::string(kIdentifyProtocol),
+      [this](std::shared_ptr<host::Stream> s) -> Task<void> {
+        auto conn = s->connection();
+        if (!conn) co_return;
+        auto w = co_await host::write_length_prefixed(*s, build_message(*conn));
+        if (w) s->close_write();
+      },
+      "identify");
+  host_.handle(
+      std::string(kIdentifyPushProtocol),
+      [this](std::shared_ptr<host::Stream> s) -> Task<void> {
+        auto message = co_await host::read_length_prefixed(*s, kMaxIdentifyMessage);
+        if (!message) co_return;
+        auto info = decode_identify(*message, s->remote_peer());
+        if (!info) {
+          static host::LogLimit limit;
+          if (limit.allow(host::Clock::now()))
+            spdlog::info("identify push from {}: {}", s->remote_peer().to_string(),
+                         host::escape_for_log(info.error().to_string()));
+          co_return;
+        }
+        record(*info);
+      },
+      "identify");
   host_.observe([this](const std::shared_ptr<host::Connection>& conn, host::ConnectionEvent e) {
     if (e == host::ConnectionEvent::closed) {
       exchanges_.erase(conn->id());
@@ -103,10 +113,8 @@ void Identify::record(const IdentifyInfo& info) {
   entry.protocols = info.protocols;
   entry.agent_version = info.agent_version;
   entry.protocol_version = info.protocol_version;
-  for (const auto& a : info.listen_addrs)
-    if (std::find(entry.addrs.begin(), entry.addrs.end(), a) == entry.addrs.end() &&
-        entry.addrs.size() < kMaxIdentifyEntries)
-      entry.addrs.push_back(a);
+  // Filtered, bounded and aged by the host (no unspecified, link-local or foreign loopback).
+  host_.add_addrs(info.peer, info.listen_addrs);
   for (auto& l : listeners_) l(info);
 }
 
@@ -129,7 +137,18 @@ Task<Result<IdentifyInfo>> Identify::request(std::shared_ptr<host::Connection> c
   auto stream = co_await host_.new_stream(conn, protocols);
   if (!stream) co_return tl::unexpected(stream.error());
   (*stream)->close_write();
-  auto message = co_await host::read_length_prefixed(**stream, kMaxIdentifyMessage);
+  // A peer that negotiates and then says nothing must not hold the exchange forever.
+  using namespace host::asio::experimental::awaitable_operators;
+  host::asio::steady_timer timer(host_.executor(), kIdentifyTimeout);
+  boost::system::error_code ec;
+  auto raced = co_await (host::read_length_prefixed(**stream, kMaxIdentifyMessage) ||
+                         timer.async_wait(host::asio::redirect_error(host::asio::use_awaitable, ec)));
+  if (raced.index() == 1) {
+    (*stream)->reset();
+    co_return fail(Errc::timeout, "identify: " + conn->remote_peer().to_string() +
+                                      " did not answer in time");
+  }
+  auto& message = std::get<0>(raced);
   if (!message) co_return tl::unexpected(message.error());
   auto info = decode_identify(*message, conn->remote_peer());
   if (!info) co_return info;

@@ -15,6 +15,8 @@ inline constexpr std::string_view kIdentifyPushProtocol = "/ipfs/id/push/1.0.0";
 inline constexpr std::string_view kLibp2pProtocolVersion = "ipfs/0.1.0";
 inline constexpr size_t kMaxIdentifyMessage = 64 * 1024;
 inline constexpr size_t kMaxIdentifyEntries = 128;  // addrs, protocols
+// The whole identify exchange after negotiation (the host bounds negotiation itself).
+inline constexpr std::chrono::seconds kIdentifyTimeout{15};
 
 struct IdentifyInfo {
   crypto::PeerId peer;

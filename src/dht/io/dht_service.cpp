@@ -96,10 +96,13 @@ void DhtService::start() {
   if (running_) return;
   running_ = true;
   if (dht_.mode() != Mode::client) {
-    host_.handle(protocol_, [this, alive = alive_](std::shared_ptr<host::Stream> s) -> Task<void> {
-      if (!*alive) co_return;
-      co_await serve(std::move(s));
-    });
+    host_.handle(
+        protocol_,
+        [this, alive = alive_](std::shared_ptr<host::Stream> s) -> Task<void> {
+          if (!*alive) co_return;
+          co_await serve(std::move(s));
+        },
+        "dht");
   }
   identify_.on_identified([this, alive = alive_](const protocols::IdentifyInfo& info) {
     if (*alive && running_) on_identified(info);
@@ -167,12 +170,10 @@ void DhtService::remember_addrs(const KadPeer& peer) {
   if (peer.id == host_.peer_id()) return;
   auto addrs = dialable(peer.addrs);
   if (addrs.empty()) return;
-  auto& known = host_.peer_store()[peer.id].addrs;
-  for (auto& a : addrs) {
-    if (std::find(known.begin(), known.end(), a) != known.end()) continue;
-    if (known.size() >= dht_.config().limits.max_addrs_per_peer) break;
-    known.push_back(std::move(a));
-  }
+  if (addrs.size() > dht_.config().limits.max_addrs_per_peer)
+    addrs.resize(dht_.config().limits.max_addrs_per_peer);
+  // The host filters (no unspecified, link-local, foreign loopback), bounds and ages them.
+  host_.add_addrs(peer.id, addrs);
 }
 
 std::vector<Multiaddr> DhtService::addrs_of(const PeerId& peer) const {
@@ -201,9 +202,15 @@ Task<void> DhtService::serve(std::shared_ptr<host::Stream> stream) {
   StreamDeadline idle(host_.executor(), stream, host::Clock::now() + kInboundIdle);
   MessageReader reader(dht_.config().limits);
   Bytes buffer(16 * 1024);
+  host::BufferAccount account(*stream);  // the partial request is held for this peer
   for (;;) {
     auto n = co_await stream->read_some(buffer);
     if (!n || *n == 0 || !running_) break;
+    if (auto r = account.update(buffer.size() + reader.buffered() + *n); !r) {
+      ++stats_.requests_refused;
+      stream->reset();
+      co_return;
+    }
     reader.feed(BytesView(buffer.data(), *n));
     for (;;) {
       auto request = reader.next();

@@ -633,5 +633,80 @@ TEST(Yamux, SessionIsMovable) {
   EXPECT_TRUE(b.has_output());
 }
 
+
+// Finding 1 (docs/security.md): a peer that grants a huge window and never reads cannot make
+// the session's output grow past max_output; the rest waits in the bounded send buffer.
+TEST(Yamux, OutputIsBoundedWhenThePeerGrantsAHugeWindow) {
+  Config c = quiet_config();
+  c.max_output = 256 * 1024;
+  c.max_send_buffer = 1 << 20;
+  auto now = Clock::now();
+  Session s(true, c, now);
+  auto id = s.open_stream();
+  ASSERT_TRUE(id);
+  // The peer ACKs and grants almost 4 GiB.
+  ASSERT_TRUE(s.feed(frame(1, 2, *id, 0xFFFF0000u), now));
+  Bytes big(8 << 20, 0x5a);
+  size_t accepted = s.write(*id, big);
+  EXPECT_LE(s.output_size(), c.max_output + kHeaderSize + c.max_frame);
+  EXPECT_TRUE(s.output_full());
+  EXPECT_LE(accepted, c.max_output + c.max_send_buffer);
+  EXPECT_LE(s.buffered_bytes(), c.max_output + c.max_send_buffer + kHeaderSize * 8);
+  // Taking the output frames what waited: nothing is lost, the output stays bounded.
+  size_t wire = 0;
+  for (int i = 0; i < 16 && s.has_output(); ++i) {
+    Bytes out = s.take_output();
+    wire += out.size();
+    EXPECT_LE(s.output_size(), c.max_output + kHeaderSize + c.max_frame);
+  }
+  EXPECT_EQ(s.buffered_bytes(), 0u);
+  EXPECT_GE(wire, accepted);
+}
+
+// Finding 1: pings from a peer that does not read our replies queue at most max_pending_pongs.
+TEST(Yamux, PongRepliesAreBounded) {
+  Config c = quiet_config();
+  c.max_pending_pongs = 4;
+  auto now = Clock::now();
+  Session s(false, c, now);
+  Bytes pings;
+  for (uint32_t i = 0; i < 1000; ++i) append(pings, frame(2, 1, 0, i));
+  ASSERT_TRUE(s.feed(pings, now));
+  auto frames = parse_frames(s.take_output());
+  EXPECT_EQ(frames.size(), 4u);
+  EXPECT_EQ(s.dropped_pongs(), 996u);
+  // Once the replies are taken for the wire, new pings are answered again.
+  ASSERT_TRUE(s.feed(frame(2, 1, 0, 7), now));
+  EXPECT_EQ(parse_frames(s.take_output()).size(), 1u);
+}
+
+// Finding 1: keep-alive ping values are not a counter a peer can answer without reading, and a
+// pong with another value does not count as the reply.
+TEST(Yamux, KeepalivePingValuesAreUnpredictableAndChecked) {
+  Config c = quiet_config();
+  c.keepalive_interval = 1s;
+  c.ping_timeout = 1s;
+  c.ping_seed = 0x1234;
+  auto now = Clock::now();
+  Session s(true, c, now);
+  now += 1s;
+  ASSERT_TRUE(s.on_timer(now));
+  auto f = parse_frames(s.take_output());
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_NE(f[0].length, 1u);  // not the first value of a counter
+  // A guessed reply is ignored; the ping still times out.
+  ASSERT_TRUE(s.feed(frame(2, 2, 0, f[0].length + 1), now));
+  ASSERT_TRUE(s.feed(frame(2, 2, 0, 1), now));
+  now += 1s;
+  EXPECT_FALSE(s.on_timer(now));
+  // Another seed gives another value.
+  c.ping_seed = 0x5678;
+  Session other(true, c, now);
+  ASSERT_TRUE(other.on_timer(now + 1s));
+  auto g = parse_frames(other.take_output());
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_NE(g[0].length, f[0].length);
+}
+
 }  // namespace
 }  // namespace p2pmq::yamux

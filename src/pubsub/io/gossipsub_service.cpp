@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "host/log_limit.hpp"
+
 namespace p2pmq::pubsub {
 
 using host::Task;
@@ -15,6 +17,8 @@ const std::vector<std::string>& offered_protocols() {
       std::string(kFloodsubProtocol)};
   return protocols;
 }
+
+host::LogLimit stream_drops;  // peer-triggered: rate-limited
 
 std::string ip_of(const host::Connection& conn) {
   auto target = conn.info().remote_addr.tcp_target();
@@ -35,6 +39,10 @@ struct GossipsubService::Link {
   PeerId peer;
   std::shared_ptr<host::Connection> conn;
   std::shared_ptr<host::Stream> out;
+  // The queue's bytes are reserved against `out` (declared after it: released first).
+  std::unique_ptr<host::BufferAccount> queue_account;
+  // The peer's one inbound stream: a new one replaces (resets) it, as go-libp2p-pubsub does.
+  std::shared_ptr<host::Stream> in;
   bool opening = false;
   bool writing = false;
   bool in_router = false;
@@ -69,10 +77,13 @@ void GossipsubService::start() {
   if (running_) return;
   running_ = true;
   for (const auto& protocol : offered_protocols()) {
-    host_.handle(protocol, [this, alive = alive_](std::shared_ptr<host::Stream> s) -> Task<void> {
-      if (!*alive) co_return;
-      co_await serve_inbound(std::move(s));
-    });
+    host_.handle(
+        protocol,
+        [this, alive = alive_](std::shared_ptr<host::Stream> s) -> Task<void> {
+          if (!*alive) co_return;
+          co_await serve_inbound(std::move(s));
+        },
+        "pubsub");
   }
   host_.observe([this, alive = alive_](const std::shared_ptr<host::Connection>& conn,
                                        host::ConnectionEvent e) {
@@ -89,6 +100,8 @@ void GossipsubService::stop() {
   for (const auto& protocol : offered_protocols()) host_.unhandle(protocol);
   for (auto& [peer, link] : links_) {
     link->closed = true;
+    link->queue_account.reset();
+    if (link->in) link->in->reset();
     if (link->out) link->out->close_write();
     link->ready.notify();
   }
@@ -130,12 +143,14 @@ void GossipsubService::on_connection(const std::shared_ptr<host::Connection>& co
   if (auto other = host_.connection_to(peer)) {
     // Move to the peer's remaining connection; the outbound stream died with the old one.
     link->conn = other;
+    link->queue_account.reset();
     link->out.reset();
     if (!link->opening)
       asio::co_spawn(host_.executor(), open_outbound(peer, other), asio::detached);
     return;
   }
   link->closed = true;
+  link->queue_account.reset();
   link->ready.notify();
   links_.erase(it);
   if (link->in_router) {
@@ -162,6 +177,13 @@ Task<void> GossipsubService::open_outbound(crypto::PeerId peer,
     co_return;
   }
   link->out = *stream;
+  link->queue_account = std::make_unique<host::BufferAccount>(*link->out);
+  if (!link->queue_account->update(link->queued_bytes)) {
+    // What was queued before the stream opened does not fit this peer's account: drop it.
+    dropped_rpcs_ += link->queue.size();
+    link->queue.clear();
+    link->queued_bytes = 0;
+  }
   add_to_router(*link, peer_kind_of(link->out->protocol()));
   if (!link->writing) asio::co_spawn(host_.executor(), write_loop(link), asio::detached);
 }
@@ -180,12 +202,39 @@ Task<void> GossipsubService::serve_inbound(std::shared_ptr<host::Stream> stream)
     stream->reset();
     co_return;
   }
-  add_to_router(*it->second, peer_kind_of(stream->protocol()));
+  auto link = it->second;
+  if (link->in && link->in != stream) {
+    // One inbound stream per peer: the newest wins, the older one (and its partial RPC) goes.
+    ++replaced_inbound_streams_;
+    link->in->reset();
+  }
+  link->in = stream;
+  add_to_router(*link, peer_kind_of(stream->protocol()));
   RpcReader reader(service_.limits);
   Bytes buffer(64 * 1024);
+  // The read buffer and the partial RPC are held for this peer: on its account.
+  host::BufferAccount account(*stream);
+  struct Forget {
+    Link& link;
+    const std::shared_ptr<host::Stream>& stream;
+    ~Forget() {
+      if (link.in == stream) link.in.reset();
+    }
+  } forget{*link, stream};
+  if (auto r = account.update(buffer.size()); !r) {
+    stream->reset();
+    co_return;
+  }
   for (;;) {
     auto n = co_await stream->read_some(buffer);
     if (!n || *n == 0 || !running_) break;
+    if (auto r = account.update(buffer.size() + reader.buffered() + *n); !r) {
+      if (stream_drops.allow(Clock::now()))
+        spdlog::warn("pubsub: resetting stream from {}: {} ({} similar lines suppressed)",
+                     peer.to_string(), r.error().message, stream_drops.suppressed());
+      stream->reset();
+      co_return;
+    }
     reader.feed(BytesView(buffer.data(), *n));
     for (;;) {
       size_t dropped_before = reader.dropped();
@@ -193,8 +242,9 @@ Task<void> GossipsubService::serve_inbound(std::shared_ptr<host::Stream> stream)
       if (!rpc) {
         // A malformed or oversized frame: the stream is unusable. Reset only, as go and rust
         // do: a frame limit another implementation sets differently is not misbehaviour.
-        spdlog::info("pubsub: dropping stream from {}: {}", peer.to_string(),
-                     rpc.error().to_string());
+        if (stream_drops.allow(Clock::now()))
+          spdlog::info("pubsub: dropping stream from {}: {} ({} similar lines suppressed)",
+                       peer.to_string(), rpc.error().to_string(), stream_drops.suppressed());
         stream->reset();
         co_return;
       }
@@ -207,6 +257,7 @@ Task<void> GossipsubService::serve_inbound(std::shared_ptr<host::Stream> stream)
       router_.handle_rpc(peer, std::move(**rpc), now());
       drain();
     }
+    (void)account.update(buffer.size() + reader.buffered());  // shrinks: cannot fail
   }
   stream->close_write();
 }
@@ -235,6 +286,15 @@ void GossipsubService::enqueue(const PeerId& peer, Rpc rpc) {
       frame.clear();
       append_framed_rpc(frame, membership);
     }
+    if (link.queue_account) {
+      if (auto r = link.queue_account->update(link.queued_bytes + frame.size()); !r) {
+        // The peer's (or the system's) memory is spent: the peer loses this RPC, as a slow
+        // peer does at max_queued_bytes_per_peer.
+        if (dropped_rpcs_++ % 1000 == 0)
+          spdlog::warn("pubsub: dropping RPCs to {}: {}", peer.to_string(), r.error().message);
+        continue;
+      }
+    }
     link.queued_bytes += frame.size();
     link.queue.push_back(std::move(frame));
   }
@@ -259,12 +319,16 @@ Task<void> GossipsubService::write_loop(std::shared_ptr<Link> link) {
     }
     link->queued_bytes = 0;
     for (const auto& q : link->queue) link->queued_bytes += q.size();
+    if (link->queue_account) (void)link->queue_account->update(link->queued_bytes);
     auto stream = link->out;
     auto w = co_await stream->write(batch);
     if (!w) {
       spdlog::debug("pubsub: writing to {}: {}", link->peer.to_string(), w.error().to_string());
       stream->reset();
-      if (link->out == stream) link->out.reset();
+      if (link->out == stream) {
+        link->queue_account.reset();
+        link->out.reset();
+      }
       break;
     }
   }

@@ -45,6 +45,8 @@ class GossipsubService {
   uint64_t dropped_rpcs() const { return dropped_rpcs_; }
   // Items peers sent over our RPC count limits, dropped instead of resetting the stream.
   uint64_t truncated_items() const { return truncated_items_; }
+  // Inbound streams reset because the same peer opened a newer one.
+  uint64_t replaced_inbound_streams() const { return replaced_inbound_streams_; }
 
  private:
   struct Link;
@@ -69,6 +71,7 @@ class GossipsubService {
   bool draining_ = false;
   uint64_t dropped_rpcs_ = 0;
   uint64_t truncated_items_ = 0;
+  uint64_t replaced_inbound_streams_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -232,11 +232,13 @@ void SyncService::start() {
   if (running_) return;
   running_ = true;
   if (!archive_) return;
-  host_.handle(std::string(kSyncProtocol),
-               [this, alive = alive_](std::shared_ptr<host::Stream> stream) -> Task<void> {
-                 if (!*alive) co_return;
-                 co_await serve(std::move(stream));
-               });
+  host_.handle(
+      std::string(kSyncProtocol),
+      [this, alive = alive_](std::shared_ptr<host::Stream> stream) -> Task<void> {
+        if (!*alive) co_return;
+        co_await serve(std::move(stream));
+      },
+      "sync");
 }
 
 void SyncService::stop() {
@@ -321,6 +323,7 @@ Task<void> SyncService::serve(std::shared_ptr<host::Stream> stream) {
   Watchdog watchdog(host_.executor(), stream, Clock::now() + idle);
   FrameReader reader(limits.max_request_size);
   Bytes buffer(16 * 1024);
+  host::BufferAccount account(*stream);  // the partial request is held for this peer
   for (;;) {
     auto frame = reader.next();
     if (!frame) {
@@ -346,10 +349,17 @@ Task<void> SyncService::serve(std::shared_ptr<host::Stream> stream) {
       if (!*alive) co_return;
       if (!n) co_return;  // reset by the remote, or idle
       if (*n == 0) break;
+      if (auto r = account.update(buffer.size() + reader.buffered() + *n); !r) {
+        ++stats_.streams_refused;
+        stream->reset();
+        co_return;
+      }
       reader.feed(BytesView(buffer.data(), *n));
-      watchdog.extend(Clock::now() + idle);
+      // The idle deadline moves on whole requests only: a byte at a time does not hold the
+      // stream (finding 10).
       continue;
     }
+    watchdog.extend(Clock::now() + idle);
     auto request = decode_request(**frame, limits);
     if (!request) {
       ++stats_.malformed_requests;
@@ -459,7 +469,10 @@ Task<Result<FetchStats>> SyncService::fetch_once(crypto::PeerId peer, SyncReques
     if (watchdog.fired()) co_return timed_out();
     co_return tl::unexpected(selected.error());
   }
-  stream->set_protocol(*selected);
+  if (auto accounted = stream->set_protocol(*selected); !accounted) {
+    stream->reset();
+    co_return tl::unexpected(accounted.error());
+  }
 
   Bytes frame;
   append_framed(frame, encode_request(request));
