@@ -46,6 +46,31 @@ void IntervalSet::erase_highest() {
   if (!ranges_.empty()) ranges_.erase(std::prev(ranges_.end()));
 }
 
+// ---- FetchSlots ----
+
+bool FetchSlots::try_acquire(const TopicId& topic) {
+  size_t& used = per_topic_[topic];
+  if (total_ >= config_.total || used >= config_.per_topic) {
+    if (used == 0) per_topic_.erase(topic);
+    return false;
+  }
+  ++used;
+  ++total_;
+  return true;
+}
+
+void FetchSlots::release(const TopicId& topic) {
+  auto it = per_topic_.find(topic);
+  if (it == per_topic_.end()) return;
+  if (--it->second == 0) per_topic_.erase(it);
+  --total_;
+}
+
+size_t FetchSlots::in_flight(const TopicId& topic) const {
+  auto it = per_topic_.find(topic);
+  return it == per_topic_.end() ? 0 : it->second;
+}
+
 // ---- DeliveryTracker ----
 
 DeliveryTracker::DeliveryTracker(DeliveryConfig config) : config_(config) {}
@@ -202,9 +227,12 @@ DeliveryOutput DeliveryTracker::offer(pubsub::Message message, Source source, Ti
   if (is_new && n > 1 && config_.fetch_history) {
     // An origin first met mid-stream: its earlier seqnos are history, fetched once and
     // delivered as they come (out of order, never reported as a gap).
+    // Only the newest max_gap_fetch of them: the rest is history nobody will be handed.
     s.history_end = n - 1;
     ++stats_.history_fetches;
-    out.fetches.push_back(FetchRange{key.first, key.second, 1, n - 1});
+    uint64_t window = std::max<uint64_t>(config_.max_gap_fetch, 1);
+    uint64_t first = n - 1 >= window ? n - window : 1;
+    out.fetches.push_back(FetchRange{key.first, key.second, first, n - 1});
   }
   if (n <= s.history_end) {
     if (s.history_done.contains(n)) {
@@ -225,7 +253,19 @@ DeliveryOutput DeliveryTracker::offer(pubsub::Message message, Source source, Ti
   }
   if (n > s.max_seen) {
     if (n > s.max_seen + 1) {
-      add_gap(s, s.max_seen + 1, n - 1, now);
+      uint64_t from = s.max_seen + 1;
+      uint64_t window = std::max<uint64_t>(config_.max_gap_fetch, 1);
+      s.max_seen = n;
+      if (n - from > window) {
+        // Too large to fetch: everything below the window is given up now (reported in
+        // order when ordered), and only the window just under n is left to gossip and fetches.
+        ++stats_.oversized_gaps;
+        uint64_t lower_end = n - 1 - window;
+        auto lower = s.gaps.insert_or_assign(from, Gap{lower_end, now, std::nullopt}).first;
+        give_up(key, s, lower, ordered(key.first), out);
+        from = lower_end + 1;
+      }
+      add_gap(s, from, n - 1, now);
       ++stats_.gaps_opened;
     }
     s.max_seen = n;

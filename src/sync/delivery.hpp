@@ -36,6 +36,31 @@ struct DeliveryConfig {
   // deliver what comes, out of order and without gap events (history, not a hole). Off: that
   // history is never delivered.
   bool fetch_history = false;
+  // The most seqnos fetched for one jump (and for fetch_history): a peer can publish seqno
+  // 2^40 after 1. Below the window just under the new seqno, the jump is reported as a gap at
+  // once and never fetched. >= 1.
+  uint64_t max_gap_fetch = 10'000;
+};
+
+// Fetches in flight, per topic and in total: a jump on many origins or topics must not start
+// unbounded work. A fetch refused here is not lost: its gap asks again after fetch_retry.
+struct FetchSlotsConfig {
+  size_t per_topic = 4;
+  size_t total = 32;
+};
+
+class FetchSlots {
+ public:
+  explicit FetchSlots(FetchSlotsConfig config = {}) : config_(config) {}
+  bool try_acquire(const TopicId& topic);
+  void release(const TopicId& topic);
+  size_t in_flight() const { return total_; }
+  size_t in_flight(const TopicId& topic) const;
+
+ private:
+  FetchSlotsConfig config_;
+  std::map<TopicId, size_t> per_topic_;
+  size_t total_ = 0;
 };
 
 struct Deliver {
@@ -84,6 +109,7 @@ struct DeliveryStats {
   uint64_t fetches = 0;
   uint64_t gaps_given_up = 0;
   uint64_t history_fetches = 0;
+  uint64_t oversized_gaps = 0;  // jumps over max_gap_fetch: their lower part reported at once
 };
 
 // Disjoint, merged, inclusive ranges of seqnos.

@@ -251,5 +251,61 @@ TEST(Delivery, SwitchingToUnorderedReleasesBuffer) {
   EXPECT_EQ(events(d.offer(msg(5), Source::live, t0)), "5");
 }
 
+// Finding 8: a jump to 2^40 after 1 must not make us fetch 2^40 seqnos.
+TEST(Delivery, HugeSeqnoJumpFetchesOnlyTheWindowBelowIt) {
+  auto c = ordered_config();
+  c.max_gap_fetch = 100;
+  DeliveryTracker d(c);
+  const uint64_t huge = uint64_t{1} << 40;
+  EXPECT_EQ(events(d.offer(msg(1), Source::live, t0)), "1");
+  // Ordered: the unfetchable part is reported at once (delivery is right before it).
+  EXPECT_EQ(events(d.offer(msg(huge), Source::live, t0)), "G2-" + std::to_string(huge - 101));
+  EXPECT_EQ(d.stats().oversized_gaps, 1u);
+  auto out = d.on_timer(t0 + 2s);
+  ASSERT_EQ(out.fetches.size(), 1u);
+  EXPECT_EQ(out.fetches[0].from, huge - 100);
+  EXPECT_EQ(out.fetches[0].to, huge - 1);
+  // The window is fetched, then the held message follows it.
+  for (uint64_t n = huge - 100; n < huge - 1; ++n) d.offer(msg(n), Source::synced, t0 + 3s);
+  EXPECT_EQ(events(d.offer(msg(huge - 1), Source::synced, t0 + 3s)),
+            std::to_string(huge - 1) + " " + std::to_string(huge));
+}
+
+TEST(Delivery, HugeSeqnoJumpUnorderedReportsTheLowerPartAtOnce) {
+  DeliveryConfig c;
+  c.max_gap_fetch = 10;
+  DeliveryTracker d(c);
+  EXPECT_EQ(events(d.offer(msg(1), Source::live, t0)), "1");
+  EXPECT_EQ(events(d.offer(msg(1000), Source::live, t0)), "G2-989 1000");
+  auto out = d.on_timer(t0 + 2s);
+  ASSERT_EQ(out.fetches.size(), 1u);
+  EXPECT_EQ(out.fetches[0], (FetchRange{kTopic, kA, 990, 999}));
+}
+
+TEST(Delivery, HistoryFetchIsCappedToTheWindow) {
+  DeliveryConfig c;
+  c.fetch_history = true;
+  c.max_gap_fetch = 50;
+  DeliveryTracker d(c);
+  auto out = d.offer(msg(uint64_t{1} << 40), Source::live, t0);
+  ASSERT_EQ(out.fetches.size(), 1u);
+  EXPECT_EQ(out.fetches[0].from, (uint64_t{1} << 40) - 50);
+  EXPECT_EQ(out.fetches[0].to, (uint64_t{1} << 40) - 1);
+}
+
+TEST(FetchSlots, CapsFetchesPerTopicAndInTotal) {
+  FetchSlots slots(FetchSlotsConfig{2, 3});
+  EXPECT_TRUE(slots.try_acquire("a"));
+  EXPECT_TRUE(slots.try_acquire("a"));
+  EXPECT_FALSE(slots.try_acquire("a"));  // per topic
+  EXPECT_TRUE(slots.try_acquire("b"));
+  EXPECT_FALSE(slots.try_acquire("c"));  // in total
+  EXPECT_EQ(slots.in_flight(), 3u);
+  slots.release("a");
+  EXPECT_TRUE(slots.try_acquire("c"));
+  EXPECT_EQ(slots.in_flight("a"), 1u);
+  EXPECT_EQ(slots.in_flight("c"), 1u);
+}
+
 }  // namespace
 }  // namespace p2pmq::sync
