@@ -404,6 +404,10 @@ int run_agent(AgentOptions options) {
   sac.delivery.gap_give_up = cfg.sync.gap_give_up;
   sac.delivery.fetch_history = true;  // an origin met mid-stream: its earlier messages too
   sac.delivery.max_gap_fetch = cfg.sync.max_gap_fetch;
+  sac.delivery.max_streams = cfg.sync.max_tracked_origins;
+  sac.delivery.max_retired = cfg.sync.max_retired_watermarks;
+  sac.delivery.new_origins_per_second = cfg.sync.new_origins_per_second;
+  sac.delivery.new_origin_burst = cfg.sync.new_origin_burst;
   sac.fetch_slots = {cfg.sync.max_fetches_per_topic, cfg.sync.max_fetches};
   sac.archives = cfg.sync.archives;
   sac.archive_role = archive != nullptr;

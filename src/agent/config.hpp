@@ -116,6 +116,10 @@ struct SyncSettings {
   double archive_burst = 20.0;               // per requesting peer
   double archive_total_requests_per_second = 50.0;  // archive role: over all peers
   double archive_total_burst = 200.0;
+  size_t max_tracked_origins = 10000;      // (topic, origin) delivery streams tracked
+  size_t max_retired_watermarks = 100000;  // watermarks of evicted streams kept
+  double new_origins_per_second = 10.0;    // per topic
+  double new_origin_burst = 1000.0;        // per topic
 };
 
 struct AgentConfig {
