@@ -397,6 +397,10 @@ int run_agent(AgentOptions options) {
   }
   sync::SyncServiceConfig sc;
   sc.request_timeout = cfg.sync.request_timeout;
+  sc.server.requests_per_second = cfg.sync.archive_requests_per_second;
+  sc.server.burst = cfg.sync.archive_burst;
+  sc.server.total_requests_per_second = cfg.sync.archive_total_requests_per_second;
+  sc.server.total_burst = cfg.sync.archive_total_burst;
   sync::SyncService syncer(node, archive.get(), sc);
   syncer.on_misbehaviour([&gossip](const crypto::PeerId& peer, const std::string& reason) {
     spdlog::info("sync: penalising {}: {}", peer.to_string(), reason);
@@ -407,6 +411,12 @@ int run_agent(AgentOptions options) {
   sac.delivery.fetch_retry = cfg.sync.fetch_retry;
   sac.delivery.gap_give_up = cfg.sync.gap_give_up;
   sac.delivery.fetch_history = true;  // an origin met mid-stream: its earlier messages too
+  sac.delivery.max_gap_fetch = cfg.sync.max_gap_fetch;
+  sac.delivery.max_streams = cfg.sync.max_tracked_origins;
+  sac.delivery.max_retired = cfg.sync.max_retired_watermarks;
+  sac.delivery.new_origins_per_second = cfg.sync.new_origins_per_second;
+  sac.delivery.new_origin_burst = cfg.sync.new_origin_burst;
+  sac.fetch_slots = {cfg.sync.max_fetches_per_topic, cfg.sync.max_fetches};
   sac.archives = cfg.sync.archives;
   sac.archive_role = archive != nullptr;
   sac.catch_up = cfg.sync.catch_up_on_start;

@@ -40,6 +40,7 @@ SyncAgent::SyncAgent(host::Host& host, pubsub::GossipsubService& gossip, sync::S
       config_(std::move(config)),
       hooks_(std::move(hooks)),
       tracker_(config_.delivery),
+      fetch_slots_(config_.fetch_slots),
       wake_(host.executor()) {
   tracker_.import_watermarks(watermarks, host::Clock::now());
   for (const auto& a : config_.archives) {
@@ -109,8 +110,13 @@ void SyncAgent::apply(sync::DeliveryOutput out) {
       dirty_ = true;
     }
   }
-  for (auto& f : out.fetches)
+  for (auto& f : out.fetches) {
+    if (!fetch_slots_.try_acquire(f.topic)) {
+      ++stats_.fetches_deferred;  // the gap stays open and asks again after fetch_retry
+      continue;
+    }
     asio::co_spawn(host_.executor(), run_fetch(std::move(f)), asio::detached);
+  }
 }
 
 void SyncAgent::store(const pubsub::Message& m) {
@@ -212,6 +218,15 @@ std::vector<KnownArchive> SyncAgent::archives(const std::string& topic) const {
 Task<void> SyncAgent::run_fetch(sync::FetchRange range) {
   auto alive = alive_;
   ++stats_.fetches;
+  // The slot taken in apply() goes back however this ends.
+  struct Release {
+    SyncAgent* self;
+    std::shared_ptr<bool> alive;
+    std::string topic;
+    ~Release() {
+      if (*alive) self->fetch_slots_.release(topic);
+    }
+  } release{this, alive, range.topic};
   auto archives = co_await archive_peers(range.topic);
   if (!*alive || archives.empty()) co_return;
   auto topic = range.topic;

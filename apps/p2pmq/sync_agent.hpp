@@ -30,7 +30,8 @@ struct KnownArchive {
 
 struct SyncAgentConfig {
   sync::DeliveryConfig delivery;
-  std::vector<Multiaddr> archives;  // static, with /p2p/
+  sync::FetchSlotsConfig fetch_slots;  // gap fetches in flight, per topic and in total
+  std::vector<Multiaddr> archives;     // static, with /p2p/
   bool archive_role = false;
   bool catch_up = true;                          // on new topic peers, first listeners, start-up
   std::chrono::milliseconds settle{500};         // a catch-up waits this long after its trigger
@@ -40,7 +41,8 @@ struct SyncAgentConfig {
 
 struct SyncAgentStats {
   uint64_t catch_ups = 0;
-  uint64_t fetches = 0;  // gap fetches
+  uint64_t fetches = 0;           // gap fetches
+  uint64_t fetches_deferred = 0;  // over the fetch slots: asked again after fetch_retry
   uint64_t synced_delivered = 0;
   uint64_t synced_rejected = 0;  // bad signature, wrong topic, validator REJECT
   uint64_t archived = 0;
@@ -116,6 +118,7 @@ class SyncAgent {
   SyncAgentConfig config_;
   Hooks hooks_;
   sync::DeliveryTracker tracker_;
+  sync::FetchSlots fetch_slots_;
   std::vector<crypto::PeerId> static_archives_;
   std::map<std::string, TopicState> topics_;
   bool dirty_ = false;

@@ -978,6 +978,17 @@ const Fields<SyncSettings>& sync_fields() {
       duration_field("retention_age", &S::retention_age),
       enum_field("durability", &S::durability, durabilities()),
       bool_field("catch_up_on_start", &S::catch_up_on_start),
+      uint_field("max_gap_fetch", &S::max_gap_fetch),
+      uint_field("max_fetches_per_topic", &S::max_fetches_per_topic),
+      uint_field("max_fetches", &S::max_fetches),
+      double_field("archive_requests_per_second", &S::archive_requests_per_second),
+      double_field("archive_burst", &S::archive_burst),
+      double_field("archive_total_requests_per_second", &S::archive_total_requests_per_second),
+      double_field("archive_total_burst", &S::archive_total_burst),
+      uint_field("max_tracked_origins", &S::max_tracked_origins),
+      uint_field("max_retired_watermarks", &S::max_retired_watermarks),
+      double_field("new_origins_per_second", &S::new_origins_per_second),
+      double_field("new_origin_burst", &S::new_origin_burst),
   };
   return fields;
 }
@@ -1125,6 +1136,26 @@ Result<void> validate_sync(const SyncSettings& s) {
                      fmt::format("must be > gap_wait ({})", format_duration(s.gap_wait)),
                      format_duration(s.gap_give_up));
   if (s.retention_messages == 0) return bad_value("sync.retention_messages", "must be >= 1", "0");
+  const std::pair<const char*, uint64_t> at_least_one[] = {
+      {"max_gap_fetch", s.max_gap_fetch},
+      {"max_fetches_per_topic", s.max_fetches_per_topic},
+      {"max_fetches", s.max_fetches},
+      {"max_tracked_origins", s.max_tracked_origins}};
+  for (const auto& [name, value] : at_least_one)
+    if (value == 0) return bad_value(std::string("sync.") + name, "must be >= 1", "0");
+  const std::pair<const char*, double> rates[] = {
+      {"archive_requests_per_second", s.archive_requests_per_second},
+      {"archive_total_requests_per_second", s.archive_total_requests_per_second},
+      {"new_origins_per_second", s.new_origins_per_second}};
+  for (const auto& [name, value] : rates)
+    if (!(value > 0))
+      return bad_value(std::string("sync.") + name, "must be > 0", fmt::format("{}", value));
+  const std::pair<const char*, double> bursts[] = {{"archive_burst", s.archive_burst},
+                                                   {"archive_total_burst", s.archive_total_burst},
+                                                   {"new_origin_burst", s.new_origin_burst}};
+  for (const auto& [name, value] : bursts)
+    if (!(value >= 1))
+      return bad_value(std::string("sync.") + name, "must be >= 1", fmt::format("{}", value));
   return {};
 }
 

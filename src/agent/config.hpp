@@ -137,6 +137,18 @@ struct SyncSettings {
   enum class Durability { process_crash, power_loss };
   Durability durability = Durability::process_crash;
   bool catch_up_on_start = true;
+  // Hostile-peer bounds (docs/security.md, "Sync and DHT").
+  uint64_t max_gap_fetch = 10000;            // seqnos fetched for one jump; below: a gap at once
+  size_t max_fetches_per_topic = 4;          // gap fetches in flight per topic
+  size_t max_fetches = 32;                   // gap fetches in flight in total
+  double archive_requests_per_second = 1.0;  // archive role: per requesting peer
+  double archive_burst = 20.0;               // per requesting peer
+  double archive_total_requests_per_second = 50.0;  // archive role: over all peers
+  double archive_total_burst = 200.0;
+  size_t max_tracked_origins = 10000;      // (topic, origin) delivery streams tracked
+  size_t max_retired_watermarks = 100000;  // watermarks of evicted streams kept
+  double new_origins_per_second = 10.0;    // per topic
+  double new_origin_burst = 1000.0;        // per topic
 };
 
 struct AgentConfig {

@@ -8,9 +8,9 @@ bool SeenCache::add(const MessageId& id, Time now) {
   std::string key(as_string(id));
   if (ids_.contains(key)) return false;
   if (max_entries_ == 0) return true;
-  while (ids_.size() >= max_entries_ && !order_.empty()) {
-    ids_.erase(order_.front().second);
-    order_.pop_front();
+  if (full()) {
+    expire(now);  // make room from what has expired only
+    if (full()) return false;
   }
   ids_.insert(key);
   order_.emplace_back(now, std::move(key));
@@ -18,7 +18,7 @@ bool SeenCache::add(const MessageId& id, Time now) {
 }
 
 bool SeenCache::contains(const MessageId& id) const {
-  return ids_.contains(std::string(as_string(id)));
+  return full() || ids_.contains(std::string(as_string(id)));
 }
 
 void SeenCache::expire(Time now) {

@@ -1,7 +1,12 @@
 #pragma once
 // The seen cache: ids of messages already received, kept for a TTL from first sight so a
-// message looping back through the mesh is recognised as a duplicate. Bounded: when full the
-// oldest id is evicted early (at worst a very old message is processed twice).
+// message looping back through the mesh is recognised as a duplicate.
+//
+// Bounded by time, with a count bound that cannot enable replays: an unexpired id is never
+// forgotten early (that would let a flood evict an id and the attacker replay its message).
+// When max_entries unexpired ids are held, the cache reports every unknown id as seen: new
+// messages are ignored (not validated, forwarded or delivered) until ids expire. A flood can
+// thus delay messages for at most one TTL, never make one be processed twice.
 #include <cstddef>
 #include <deque>
 #include <string>
@@ -16,12 +21,15 @@ class SeenCache {
  public:
   SeenCache(Duration ttl, size_t max_entries);
 
-  // True when `id` was new (and is now remembered); false when already seen.
+  // True when `id` was new and is now remembered; false when already seen, or when the cache
+  // is full of unexpired ids (then it is not remembered).
   bool add(const MessageId& id, Time now);
+  // Also true for every id while full.
   bool contains(const MessageId& id) const;
   // Forgets ids first seen more than ttl before `now`.
   void expire(Time now);
   size_t size() const { return ids_.size(); }
+  bool full() const { return max_entries_ != 0 && ids_.size() >= max_entries_; }
 
  private:
   Duration ttl_;

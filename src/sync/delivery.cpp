@@ -46,6 +46,31 @@ void IntervalSet::erase_highest() {
   if (!ranges_.empty()) ranges_.erase(std::prev(ranges_.end()));
 }
 
+// ---- FetchSlots ----
+
+bool FetchSlots::try_acquire(const TopicId& topic) {
+  size_t& used = per_topic_[topic];
+  if (total_ >= config_.total || used >= config_.per_topic) {
+    if (used == 0) per_topic_.erase(topic);
+    return false;
+  }
+  ++used;
+  ++total_;
+  return true;
+}
+
+void FetchSlots::release(const TopicId& topic) {
+  auto it = per_topic_.find(topic);
+  if (it == per_topic_.end()) return;
+  if (--it->second == 0) per_topic_.erase(it);
+  --total_;
+}
+
+size_t FetchSlots::in_flight(const TopicId& topic) const {
+  auto it = per_topic_.find(topic);
+  return it == per_topic_.end() ? 0 : it->second;
+}
+
 // ---- DeliveryTracker ----
 
 DeliveryTracker::DeliveryTracker(DeliveryConfig config) : config_(config) {}
@@ -88,13 +113,10 @@ DeliveryOutput DeliveryTracker::set_ordered(const TopicId& topic, bool ordered) 
   return out;
 }
 
-DeliveryTracker::Stream* DeliveryTracker::find_or_create(const Key& key, uint64_t first_seqno,
-                                                         Time now) {
-  auto it = streams_.find(key);
-  if (it != streams_.end()) return &it->second;
+DeliveryTracker::Stream* DeliveryTracker::create(const Key& key, uint64_t delivered, Time now) {
   if (streams_.size() >= config_.max_streams) {
-    // Evict the least recently active stream with nothing pending. Its watermark leaves
-    // export_watermarks(); an IO side that persists on every mark keeps the last one.
+    // Evict the least recently active stream with nothing pending; its watermark is retired,
+    // so its next message resumes from it.
     auto victim = streams_.end();
     for (auto s = streams_.begin(); s != streams_.end(); ++s) {
       const Stream& st = s->second;
@@ -104,14 +126,49 @@ DeliveryTracker::Stream* DeliveryTracker::find_or_create(const Key& key, uint64_
         victim = s;
     }
     if (victim == streams_.end()) return nullptr;
+    retire(victim->first, victim->second.delivered);
     streams_.erase(victim);
     ++stats_.streams_evicted;
   }
-  // History before the first seqno seen is not a gap: catching up on it is an explicit Since.
   Stream s;
-  s.delivered = s.max_seen = s.acked = first_seqno - 1;
+  s.delivered = s.max_seen = s.acked = delivered;
   s.last_active = now;
-  return &streams_.emplace(key, std::move(s)).first->second;
+  return &streams_.insert_or_assign(key, std::move(s)).first->second;
+}
+
+void DeliveryTracker::retire(const Key& key, uint64_t delivered) {
+  uint64_t generation = next_generation_++;
+  retired_[key] = Retired{delivered, generation};
+  retired_order_.emplace_back(generation, key);
+  while (retired_.size() > config_.max_retired && !retired_order_.empty()) {
+    auto [gen, oldest] = std::move(retired_order_.front());
+    retired_order_.pop_front();
+    auto it = retired_.find(oldest);
+    if (it == retired_.end() || it->second.generation != gen) continue;  // restored since
+    retired_.erase(it);
+    forgotten_.insert(oldest.first);
+    ++stats_.retired_forgotten;
+  }
+  // Entries of restored streams linger in the order queue; drop them when it doubles.
+  if (retired_order_.size() > 2 * retired_.size() + 64)
+    std::erase_if(retired_order_, [&](const auto& e) {
+      auto it = retired_.find(e.second);
+      return it == retired_.end() || it->second.generation != e.first;
+    });
+}
+
+bool DeliveryTracker::allow_new_origin(const TopicId& topic, Time now) {
+  auto [it, fresh] = new_origins_.try_emplace(topic, Bucket{config_.new_origin_burst, now});
+  Bucket& b = it->second;
+  if (!fresh) {
+    double elapsed = std::chrono::duration<double>(now - b.last).count();
+    b.tokens = std::min(config_.new_origin_burst,
+                        b.tokens + std::max(0.0, elapsed) * config_.new_origins_per_second);
+    b.last = std::max(b.last, now);
+  }
+  if (b.tokens < 1.0) return false;
+  b.tokens -= 1.0;
+  return true;
 }
 
 void DeliveryTracker::add_gap(Stream& s, uint64_t from, uint64_t to, Time now) {
@@ -190,12 +247,40 @@ DeliveryOutput DeliveryTracker::offer(pubsub::Message message, Source source, Ti
   }
   const uint64_t n = *seqno;
   Key key{message.topic, *message.from};
-  bool is_new = !streams_.contains(key);
-  Stream* sp = find_or_create(key, n, now);
-  if (!sp) {  // no room to track this origin: delivering beats losing it silently
+  // A live message nobody can track is delivered anyway (the seen cache drops its copies);
+  // a synced one could be a re-delivery, so it is dropped.
+  auto untrackable = [&] {
+    if (source == Source::synced) {
+      ++stats_.unknown_synced_dropped;
+      return out;
+    }
     ++stats_.untracked;
     emit(Deliver{std::move(message), source, 0}, out);
     return out;
+  };
+  bool is_new = false;
+  Stream* sp = nullptr;
+  if (auto it = streams_.find(key); it != streams_.end()) {
+    sp = &it->second;
+  } else if (auto r = retired_.find(key); r != retired_.end()) {
+    // Evicted before: resume where it was (what follows is a gap, what precedes a duplicate).
+    uint64_t delivered = r->second.delivered;
+    retired_.erase(r);
+    ++stats_.streams_restored;
+    sp = create(key, delivered, now);
+    if (!sp) return untrackable();
+  } else {
+    // Its watermark may have been forgotten: its history could be a re-delivery.
+    bool wary = forgotten_.contains(key.first);
+    if (wary && source == Source::synced) return untrackable();
+    if (!allow_new_origin(key.first, now)) {
+      ++stats_.new_origins_limited;
+      return untrackable();
+    }
+    // History before the first seqno seen is not a gap: catching up on it is an explicit Since.
+    sp = create(key, n - 1, now);
+    if (!sp) return untrackable();
+    is_new = !wary;
   }
   Stream& s = *sp;
   s.last_active = now;
@@ -208,9 +293,12 @@ DeliveryOutput DeliveryTracker::offer(pubsub::Message message, Source source, Ti
   if (is_new && n > 1 && config_.fetch_history) {
     // An origin first met mid-stream: its earlier seqnos are history, fetched once and
     // delivered as they come (out of order, never reported as a gap).
+    // Only the newest max_gap_fetch of them: the rest is history nobody will be handed.
     s.history_end = n - 1;
     ++stats_.history_fetches;
-    out.fetches.push_back(FetchRange{key.first, key.second, 1, n - 1});
+    uint64_t window = std::max<uint64_t>(config_.max_gap_fetch, 1);
+    uint64_t first = n - 1 >= window ? n - window : 1;
+    out.fetches.push_back(FetchRange{key.first, key.second, first, n - 1});
   }
   if (n <= s.history_end) {
     if (s.history_done.contains(n)) {
@@ -231,7 +319,19 @@ DeliveryOutput DeliveryTracker::offer(pubsub::Message message, Source source, Ti
   }
   if (n > s.max_seen) {
     if (n > s.max_seen + 1) {
-      add_gap(s, s.max_seen + 1, n - 1, now);
+      uint64_t from = s.max_seen + 1;
+      uint64_t window = std::max<uint64_t>(config_.max_gap_fetch, 1);
+      s.max_seen = n;
+      if (n - from > window) {
+        // Too large to fetch: everything below the window is given up now (reported in
+        // order when ordered), and only the window just under n is left to gossip and fetches.
+        ++stats_.oversized_gaps;
+        uint64_t lower_end = n - 1 - window;
+        auto lower = s.gaps.insert_or_assign(from, Gap{lower_end, now, std::nullopt}).first;
+        give_up(key, s, lower, ordered(key.first), out);
+        from = lower_end + 1;
+      }
+      add_gap(s, from, n - 1, now);
       ++stats_.gaps_opened;
     }
     s.max_seen = n;
@@ -358,7 +458,8 @@ void DeliveryTracker::import_watermarks(const std::vector<WatermarkEntry>& entri
   for (const auto& e : entries) {
     Key key{e.topic, e.origin};
     if (streams_.contains(key)) continue;
-    if (Stream* s = find_or_create(key, e.seqno + 1, now); s) s->last_active = now;
+    retired_.erase(key);
+    create(key, e.seqno, now);
   }
 }
 

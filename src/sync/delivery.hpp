@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -42,6 +43,42 @@ struct DeliveryConfig {
   // are delivered as they come, deduplicated by the router's seen cache only. Neither order nor
   // gaps mean anything for such an origin, and fetching its "gaps" would never end.
   uint64_t max_seqno_jump = 1'000'000;
+  // The most seqnos fetched for one jump (and for fetch_history): a peer can publish seqno
+  // 2^40 after 1. Below the window just under the new seqno, the jump is reported as a gap at
+  // once and never fetched. >= 1.
+  uint64_t max_gap_fetch = 10'000;
+  // Watermarks of streams evicted over max_streams, so that an evicted origin's next message
+  // resumes where it was instead of looking new (re-fetching and re-delivering its history).
+  // Over this many the oldest is forgotten, and its topic then treats unknown origins warily:
+  // no history fetch, and synced messages of unknown origins are dropped (they could be
+  // re-deliveries).
+  size_t max_retired = 100'000;
+  // Origins a topic may start tracking, per second (token refill) and at once (bucket size):
+  // throwaway keys cannot churn the stream table. Over it, a live message is delivered
+  // untracked (the seen cache still drops its copies) and a synced one dropped.
+  double new_origins_per_second = 10.0;
+  double new_origin_burst = 1'000.0;
+};
+
+// Fetches in flight, per topic and in total: a jump on many origins or topics must not start
+// unbounded work. A fetch refused here is not lost: its gap asks again after fetch_retry.
+struct FetchSlotsConfig {
+  size_t per_topic = 4;
+  size_t total = 32;
+};
+
+class FetchSlots {
+ public:
+  explicit FetchSlots(FetchSlotsConfig config = {}) : config_(config) {}
+  bool try_acquire(const TopicId& topic);
+  void release(const TopicId& topic);
+  size_t in_flight() const { return total_; }
+  size_t in_flight(const TopicId& topic) const;
+
+ private:
+  FetchSlotsConfig config_;
+  std::map<TopicId, size_t> per_topic_;
+  size_t total_ = 0;
 };
 
 struct Deliver {
@@ -91,6 +128,11 @@ struct DeliveryStats {
   uint64_t fetches = 0;
   uint64_t gaps_given_up = 0;
   uint64_t history_fetches = 0;
+  uint64_t oversized_gaps = 0;       // jumps over max_gap_fetch: their lower part reported at once
+  uint64_t streams_restored = 0;     // evicted streams resumed from their retired watermark
+  uint64_t retired_forgotten = 0;    // retired watermarks dropped over max_retired
+  uint64_t new_origins_limited = 0;  // over new_origins_per_second
+  uint64_t unknown_synced_dropped = 0;  // synced messages no stream could safely take
 };
 
 // Disjoint, merged, inclusive ranges of seqnos.
@@ -134,6 +176,7 @@ class DeliveryTracker {
 
   const DeliveryStats& stats() const { return stats_; }
   size_t streams() const { return streams_.size(); }
+  size_t retired() const { return retired_.size(); }
   size_t buffered(const TopicId& topic, BytesView origin) const;
 
  private:
@@ -159,8 +202,20 @@ class DeliveryTracker {
   };
   using Key = std::pair<TopicId, Bytes>;
 
+  struct Retired {
+    uint64_t delivered;
+    uint64_t generation;  // matches its entry in retired_order_
+  };
+  struct Bucket {
+    double tokens;
+    Time last;
+  };
+
   bool ordered(const TopicId& topic) const;
-  Stream* find_or_create(const Key& key, uint64_t first_seqno, Time now);
+  // A stream with everything up to `delivered` handed out; evicts an idle one when full.
+  Stream* create(const Key& key, uint64_t delivered, Time now);
+  void retire(const Key& key, uint64_t delivered);
+  bool allow_new_origin(const TopicId& topic, Time now);
   void add_gap(Stream& s, uint64_t from, uint64_t to, Time now);
   void remove_from_gap(Stream& s, uint64_t seqno);
   void give_up(const Key& key, Stream& s, std::map<uint64_t, Gap>::iterator gap, bool ordered,
@@ -176,6 +231,11 @@ class DeliveryTracker {
   DeliveryConfig config_;
   std::map<TopicId, bool> ordered_;
   std::map<Key, Stream> streams_;
+  std::map<Key, Retired> retired_;
+  std::deque<std::pair<uint64_t, Key>> retired_order_;  // (generation, key), oldest first
+  uint64_t next_generation_ = 0;
+  std::set<TopicId> forgotten_;  // topics that lost a retired watermark
+  std::map<TopicId, Bucket> new_origins_;
   DeliveryStats stats_;
 };
 

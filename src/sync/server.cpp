@@ -6,8 +6,14 @@
 
 namespace p2pmq::sync {
 
-RateLimiter::RateLimiter(double rate_per_second, double burst, size_t max_peers)
-    : rate_(rate_per_second), burst_(burst), max_peers_(max_peers) {}
+RateLimiter::RateLimiter(double rate_per_second, double burst, size_t max_peers,
+                         double total_rate_per_second, double total_burst)
+    : rate_(rate_per_second),
+      burst_(burst),
+      max_peers_(max_peers),
+      total_rate_(total_rate_per_second),
+      total_burst_(total_burst),
+      total_{total_burst, Time{}} {}
 
 double RateLimiter::refilled(const Bucket& b, Time now) const {
   double elapsed = std::chrono::duration<double>(now - b.last).count();
@@ -27,15 +33,20 @@ bool RateLimiter::allow(const crypto::PeerId& peer, Time now) {
   Bucket& b = it->second;
   b.tokens = refilled(b, now);
   b.last = std::max(b.last, now);
-  if (b.tokens < 1.0) return false;
+  double elapsed = std::chrono::duration<double>(now - total_.last).count();
+  total_.tokens = std::min(total_burst_, total_.tokens + std::max(0.0, elapsed) * total_rate_);
+  total_.last = std::max(total_.last, now);
+  if (b.tokens < 1.0 || total_.tokens < 1.0) return false;
   b.tokens -= 1.0;
+  total_.tokens -= 1.0;
   return true;
 }
 
 SyncServer::SyncServer(Archive& archive, ServerConfig config)
     : archive_(archive),
       config_(config),
-      limiter_(config.requests_per_second, config.burst, config.max_tracked_peers) {}
+      limiter_(config.requests_per_second, config.burst, config.max_tracked_peers,
+               config.total_requests_per_second, config.total_burst) {}
 
 Responder SyncServer::handle(const crypto::PeerId& peer, const SyncRequest& request, Time now) {
   ++stats_.requests;
@@ -48,7 +59,7 @@ Responder SyncServer::handle(const crypto::PeerId& peer, const SyncRequest& requ
   // Rate limiting first, so malformed requests cost tokens too.
   if (!limiter_.allow(peer, now)) {
     ++stats_.rate_limited;
-    return refuse(ErrorCode::rate_limited, "too many sync requests");
+    return refuse(ErrorCode::rate_limited, kBusyMessage);
   }
   const TopicId* topic = nullptr;
   if (const auto* q = std::get_if<LatestQuery>(&request.query)) {

@@ -24,7 +24,15 @@ struct ServerConfig {
   double requests_per_second = 1.0;             // per-peer token refill
   double burst = 20.0;                          // per-peer bucket size
   size_t max_tracked_peers = 10'000;            // buckets kept; a full table refuses new peers
+  // Over all peers: many Sybil requesters (or every subscriber after one seqno jump) cannot
+  // keep the archive busy beyond this. Over either rate the answer is RATE_LIMITED "busy",
+  // which is not misbehaviour: the requester tries another archive or later.
+  double total_requests_per_second = 50.0;
+  double total_burst = 200.0;
 };
+
+// The RATE_LIMITED answer's message: the archive is busy, not offended.
+inline constexpr const char* kBusyMessage = "busy: over the archive's request rate, retry later";
 
 struct ServerStats {
   uint64_t requests = 0;
@@ -37,7 +45,9 @@ struct ServerStats {
 // Per-peer token buckets: a request costs one token.
 class RateLimiter {
  public:
-  RateLimiter(double rate_per_second, double burst, size_t max_peers);
+  RateLimiter(double rate_per_second, double burst, size_t max_peers,
+              double total_rate_per_second = 1e9, double total_burst = 1e9);
+  // Takes a token from the peer's bucket and from the shared one, or from neither.
   bool allow(const crypto::PeerId& peer, Time now);
   size_t tracked() const { return buckets_.size(); }
 
@@ -50,6 +60,8 @@ class RateLimiter {
 
   double rate_, burst_;
   size_t max_peers_;
+  double total_rate_, total_burst_;
+  Bucket total_;
   std::unordered_map<crypto::PeerId, Bucket, crypto::PeerIdHash> buckets_;
 };
 

@@ -55,9 +55,27 @@ TEST(RouterSeenCache, ExpiresAfterTtlAndIsBounded) {
   EXPECT_TRUE(seen.contains(Bytes{2}));
   seen.add(Bytes{3}, t0 + std::chrono::seconds(11));
   seen.add(Bytes{4}, t0 + std::chrono::seconds(11));
-  seen.add(Bytes{5}, t0 + std::chrono::seconds(11));  // evicts the oldest (2)
   EXPECT_EQ(seen.size(), 3u);
-  EXPECT_FALSE(seen.contains(Bytes{2}));
+}
+
+// Finding 5: a flood that fills the cache must not make it forget an unexpired id (which
+// could then be replayed): while full, unknown ids are refused and read as seen.
+TEST(RouterSeenCache, FullCacheRefusesNewIdsInsteadOfForgettingUnexpiredOnes) {
+  Time t0 = Time{} + std::chrono::hours(1);
+  SeenCache seen(std::chrono::seconds(10), 3);
+  EXPECT_TRUE(seen.add(Bytes{1}, t0));
+  EXPECT_TRUE(seen.add(Bytes{2}, t0 + std::chrono::seconds(1)));
+  EXPECT_TRUE(seen.add(Bytes{3}, t0 + std::chrono::seconds(2)));
+  EXPECT_FALSE(seen.add(Bytes{4}, t0 + std::chrono::seconds(5)));  // full: refused
+  EXPECT_TRUE(seen.contains(Bytes{1}));                            // not forgotten: no replay
+  EXPECT_TRUE(seen.contains(Bytes{4}));  // unknown ids read as seen while full
+  EXPECT_EQ(seen.size(), 3u);
+  // Once the oldest has expired there is room again, without waiting for expire().
+  EXPECT_TRUE(seen.add(Bytes{4}, t0 + std::chrono::seconds(10)));
+  seen.expire(t0 + std::chrono::seconds(11));  // 2 goes too: no longer full
+  EXPECT_FALSE(seen.contains(Bytes{1}));
+  EXPECT_TRUE(seen.contains(Bytes{4}));
+  EXPECT_FALSE(seen.contains(Bytes{5}));
 }
 
 }  // namespace

@@ -401,10 +401,9 @@ Task<bool> SyncService::answer(std::shared_ptr<host::Stream> stream, crypto::Pee
     if (item.frame.empty()) break;
     if (item.error) {
       ++stats_.error_replies;
-      if (*item.error == ErrorCode::rate_limited) {
-        ++stats_.rate_limited;
-        misbehaved(peer, "sync: request over the rate limit");
-      }
+      // Busy is our state, not the requester's fault: honest peers asking at once (every
+      // subscriber after one seqno jump) must not lose score for it.
+      if (*item.error == ErrorCode::rate_limited) ++stats_.rate_limited;
     } else {
       stats_.messages_served += item.messages;
     }

@@ -101,9 +101,9 @@ SyncRequest since_request(TopicId topic, std::vector<Watermark> watermarks);
 
 class SyncService {
  public:
-  // Who misbehaved and how: an undecodable request, one over a codec limit, a rate-limited
-  // request (archive side); a malformed or out-of-query answer (client side). Timeouts, closed
-  // streams and error replies are not misbehaviour.
+  // Who misbehaved and how: an undecodable request, one over a codec limit (archive side); a
+  // malformed or out-of-query answer (client side). Timeouts, closed streams, error replies and
+  // requests over the rate limit (we are busy, they are not at fault) are not misbehaviour.
   using MisbehaviourHandler =
       std::function<void(const crypto::PeerId& peer, const std::string& reason)>;
 

@@ -284,5 +284,133 @@ TEST(Delivery, HugeSeqnoJumpIsNotFetched) {
   EXPECT_EQ(events(d.offer(msg(3, kB), Source::live, t0)), "");  // B still tracked, in order
 }
 
+// Finding 8: a jump to 2^40 after 1 must not make us fetch 2^40 seqnos.
+TEST(Delivery, HugeSeqnoJumpFetchesOnlyTheWindowBelowIt) {
+  auto c = ordered_config();
+  c.max_gap_fetch = 100;
+  c.max_seqno_jump = UINT64_MAX;  // the window cap on its own (by default such a jump untracks)
+  DeliveryTracker d(c);
+  const uint64_t huge = uint64_t{1} << 40;
+  EXPECT_EQ(events(d.offer(msg(1), Source::live, t0)), "1");
+  // Ordered: the unfetchable part is reported at once (delivery is right before it).
+  EXPECT_EQ(events(d.offer(msg(huge), Source::live, t0)), "G2-" + std::to_string(huge - 101));
+  EXPECT_EQ(d.stats().oversized_gaps, 1u);
+  auto out = d.on_timer(t0 + 2s);
+  ASSERT_EQ(out.fetches.size(), 1u);
+  EXPECT_EQ(out.fetches[0].from, huge - 100);
+  EXPECT_EQ(out.fetches[0].to, huge - 1);
+  // The window is fetched, then the held message follows it.
+  for (uint64_t n = huge - 100; n < huge - 1; ++n) d.offer(msg(n), Source::synced, t0 + 3s);
+  EXPECT_EQ(events(d.offer(msg(huge - 1), Source::synced, t0 + 3s)),
+            std::to_string(huge - 1) + " " + std::to_string(huge));
+}
+
+TEST(Delivery, HugeSeqnoJumpUnorderedReportsTheLowerPartAtOnce) {
+  DeliveryConfig c;
+  c.max_gap_fetch = 10;
+  DeliveryTracker d(c);
+  EXPECT_EQ(events(d.offer(msg(1), Source::live, t0)), "1");
+  EXPECT_EQ(events(d.offer(msg(1000), Source::live, t0)), "G2-989 1000");
+  auto out = d.on_timer(t0 + 2s);
+  ASSERT_EQ(out.fetches.size(), 1u);
+  EXPECT_EQ(out.fetches[0], (FetchRange{kTopic, kA, 990, 999}));
+}
+
+TEST(Delivery, HistoryFetchIsCappedToTheWindow) {
+  DeliveryConfig c;
+  c.fetch_history = true;
+  c.max_gap_fetch = 50;
+  c.max_seqno_jump = UINT64_MAX;
+  DeliveryTracker d(c);
+  auto out = d.offer(msg(uint64_t{1} << 40), Source::live, t0);
+  ASSERT_EQ(out.fetches.size(), 1u);
+  EXPECT_EQ(out.fetches[0].from, (uint64_t{1} << 40) - 50);
+  EXPECT_EQ(out.fetches[0].to, (uint64_t{1} << 40) - 1);
+}
+
+TEST(FetchSlots, CapsFetchesPerTopicAndInTotal) {
+  FetchSlots slots(FetchSlotsConfig{2, 3});
+  EXPECT_TRUE(slots.try_acquire("a"));
+  EXPECT_TRUE(slots.try_acquire("a"));
+  EXPECT_FALSE(slots.try_acquire("a"));  // per topic
+  EXPECT_TRUE(slots.try_acquire("b"));
+  EXPECT_FALSE(slots.try_acquire("c"));  // in total
+  EXPECT_EQ(slots.in_flight(), 3u);
+  slots.release("a");
+  EXPECT_TRUE(slots.try_acquire("c"));
+  EXPECT_EQ(slots.in_flight("a"), 1u);
+  EXPECT_EQ(slots.in_flight("c"), 1u);
+}
+
+// Hands everything out and marks it, as the IO side does.
+std::string deliver_and_mark(DeliveryTracker& d, DeliveryOutput out) {
+  for (const auto& e : out.events)
+    if (const auto* m = std::get_if<Deliver>(&e); m && m->seqno != 0)
+      d.mark_delivered(m->message.topic, *m->message.from, m->seqno, m->seqno);
+  return events(out);
+}
+
+// Finding 5: an evicted origin's next message resumes from its watermark; nothing of its
+// history is fetched or handed out again.
+TEST(Delivery, EvictedOriginResumesFromItsWatermark) {
+  DeliveryConfig c;
+  c.max_streams = 1;
+  c.fetch_history = true;
+  DeliveryTracker d(c);
+  for (uint64_t n = 1; n <= 5; ++n) deliver_and_mark(d, d.offer(msg(n, kA), Source::live, t0));
+  deliver_and_mark(d, d.offer(msg(1, kB), Source::live, t0 + 1s));  // evicts A
+  EXPECT_EQ(d.stats().streams_evicted, 1u);
+  EXPECT_EQ(d.retired(), 1u);
+  auto out = d.offer(msg(6, kA), Source::live, t0 + 2s);  // evicts B, restores A
+  EXPECT_EQ(deliver_and_mark(d, out), "6");
+  EXPECT_TRUE(out.fetches.empty());  // no history fetch of 1..5
+  EXPECT_EQ(d.stats().streams_restored, 1u);
+  // A catch-up that brings A's history back delivers none of it.
+  for (uint64_t n = 1; n <= 6; ++n)
+    EXPECT_EQ(events(d.offer(msg(n, kA), Source::synced, t0 + 3s)), "") << n;
+  // A real jump after the restore is still a gap.
+  EXPECT_EQ(events(d.offer(msg(9, kA), Source::live, t0 + 4s)), "9");
+  EXPECT_EQ(d.on_timer(t0 + 6s).fetches, (std::vector<FetchRange>{{kTopic, kA, 7, 8}}));
+}
+
+TEST(Delivery, ForgottenWatermarksMakeTheTopicWaryOfUnknownOrigins) {
+  DeliveryConfig c;
+  c.max_streams = 1;
+  c.max_retired = 1;
+  c.fetch_history = true;
+  DeliveryTracker d(c);
+  const Bytes kC = {0xc};
+  for (uint64_t n = 1; n <= 3; ++n) deliver_and_mark(d, d.offer(msg(n, kA), Source::live, t0));
+  deliver_and_mark(d, d.offer(msg(1, kB), Source::live, t0 + 1s));  // A retired
+  deliver_and_mark(d, d.offer(msg(1, kC), Source::live, t0 + 2s));  // B retired, A forgotten
+  EXPECT_EQ(d.stats().retired_forgotten, 1u);
+  // A comes back unknown: its history is neither fetched nor accepted from a sync.
+  auto out = d.offer(msg(4, kA), Source::live, t0 + 3s);
+  EXPECT_EQ(events(out), "4");
+  EXPECT_TRUE(out.fetches.empty());
+  d.mark_delivered(kTopic, kA, 4, 4);
+  deliver_and_mark(d, d.offer(msg(2, kB), Source::live, t0 + 4s));      // B restored, A retired
+  EXPECT_EQ(events(d.offer(msg(1, kC), Source::synced, t0 + 5s)), "");  // C forgotten: dropped
+  EXPECT_GE(d.stats().unknown_synced_dropped, 1u);
+}
+
+TEST(Delivery, NewOriginsPerTopicAreRateLimited) {
+  DeliveryConfig c;
+  c.new_origins_per_second = 1;
+  c.new_origin_burst = 2;
+  DeliveryTracker d(c);
+  EXPECT_EQ(events(d.offer(msg(1, Bytes{1}), Source::live, t0)), "1");
+  EXPECT_EQ(events(d.offer(msg(1, Bytes{2}), Source::live, t0)), "1");
+  // Over the rate: a live message is still delivered, untracked; a synced one is dropped.
+  EXPECT_EQ(events(d.offer(msg(1, Bytes{3}), Source::live, t0)), "0");
+  EXPECT_EQ(events(d.offer(msg(1, Bytes{4}), Source::synced, t0)), "");
+  EXPECT_EQ(d.stats().new_origins_limited, 2u);
+  EXPECT_EQ(d.streams(), 2u);
+  // Another topic has its own budget; known origins are never limited.
+  EXPECT_EQ(events(d.offer(msg(1, Bytes{3}, "u"), Source::live, t0)), "1");
+  EXPECT_EQ(events(d.offer(msg(2, Bytes{1}), Source::live, t0)), "2");
+  EXPECT_EQ(events(d.offer(msg(1, Bytes{3}), Source::live, t0 + 1s)), "1");
+}
+
 }  // namespace
 }  // namespace p2pmq::sync

@@ -163,6 +163,24 @@ TEST(RateLimiter, FullTableForgetsRefilledPeersFirst) {
   EXPECT_EQ(limiter.tracked(), 1u);
 }
 
+// Finding 8: many requesters at once (Sybils, or every subscriber after one jump) share a
+// total budget; the refusal says the archive is busy.
+TEST_F(SyncServerTest, TotalRateLimitAnswersBusy) {
+  add("t", 'a', 1);
+  config.burst = 5;
+  config.total_burst = 3;
+  config.total_requests_per_second = 1;
+  SyncServer server(archive, config);
+  SyncRequest req{1, LatestQuery{"t", 1}};
+  for (int i = 1; i <= 3; ++i)
+    EXPECT_TRUE(std::holds_alternative<Batch>(server.respond_all(peer(i), req, t0)[0].item));
+  auto refused = error(server.respond_all(peer(4), req, t0));
+  EXPECT_EQ(refused.code, ErrorCode::rate_limited);
+  EXPECT_NE(refused.message.find("busy"), std::string::npos);
+  // A refusal by the shared bucket costs the peer nothing: one token after a second.
+  EXPECT_TRUE(std::holds_alternative<Batch>(server.respond_all(peer(4), req, t0 + 1s)[0].item));
+}
+
 // An archive whose reads fail.
 struct BrokenArchive : MemoryArchive {
   Result<QueryResult> range(const TopicId&, BytesView, uint64_t, uint64_t, size_t) override {
