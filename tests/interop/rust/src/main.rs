@@ -1078,7 +1078,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(real_main()) {
+    let result = rt.block_on(real_main());
+    // the stdin reader blocks in a read(2) that nothing interrupts: do not wait for it
+    rt.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(UsageError(msg)) => {
             eprintln!("rust-peer: {msg}\n{USAGE}");
