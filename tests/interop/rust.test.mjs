@@ -311,6 +311,67 @@ for (const [d, l] of [['rust', 'cpp'], ['cpp', 'rust']]) {
   })
 }
 
+describe('connect command', () => {
+  test('rust and cpp nodes connect to each other on `connect MA`; a wrong peer id fails', { skip: SKIP, timeout: 300_000 }, async () => {
+    const nodes = []
+    try {
+      const r = await startGossip('rust', 'rust', { topics: [] })
+      nodes.push(r)
+      const c = await startGossip('cpp', 'cpp', { topics: [] })
+      nodes.push(c)
+      assert.equal((await r.request(`connect ${c.addr}`, 'connected')).peer, c.peerId, 'rust -> cpp: connected to the cpp node')
+      const c2 = await startGossip('cpp', 'cpp2', { topics: [] })
+      nodes.push(c2)
+      assert.equal((await c2.request(`connect ${r.addr}`, 'connected')).peer, r.peerId, 'cpp -> rust: connected to the rust node')
+      // the cpp node's address with the rust node's id: Noise must refuse it
+      const wrong = `${stripP2p(c.addr)}/p2p/${r.peerId}`
+      await assert.rejects(r.request(`connect ${wrong}`, 'connected'), /failed/, 'rust refuses a peer that proves another id')
+      await assert.rejects(c2.request(`connect ${stripP2p(r.addr)}/p2p/${c.peerId}`, 'connected'), /failed/, 'cpp refuses a peer that proves another id')
+    } finally {
+      await stopNodes(nodes)
+    }
+  })
+})
+
+describe('identify push', () => {
+  test('a protocol the rust node starts serving reaches the cpp agent by push; rust knows the agent\'s protocols',
+    { skip: SKIP, timeout: 300_000 }, async () => {
+      const nodes = []
+      try {
+        // The cpp DHT takes a peer into its routing table when identify (or a push)
+        // lists the DHT protocol: a private prefix that only the rust node's new
+        // handler serves makes the push visible in dht-table.
+        const prefix = privatePrefix()
+        const cpp = await Node.start('cpp', 'agent', [CPP.bin, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--stdio', '--grpc', 'off',
+          '--dht-mode', 'server', '--set', `dht.protocol_prefix=${prefix}`])
+        nodes.push(cpp)
+        const rust = await startGossip('rust', 'rust', { topics: [], bootstrap: [cpp.addr] })
+        nodes.push(rust)
+        await poll('the rust node connected and identified', async () => {
+          const p = await rust.request(`protocols ${cpp.peerId}`, 'protocols')
+          return p.protocols.includes('/ipfs/id/1.0.0')
+        })
+        const protos = (await rust.request(`protocols ${cpp.peerId}`, 'protocols')).protocols
+        for (const p of ['/ipfs/ping/1.0.0', '/meshsub/1.1.0', `${prefix}/kad/1.0.0`]) {
+          assert.ok(protos.includes(p), `rust learned ${p} from the agent's identify: ${JSON.stringify(protos)}`)
+        }
+        assert.ok(!(await cpp.table()).includes(rust.peerId), 'the rust node serves no DHT yet: not in the agent\'s table')
+        const connectionsBefore = (await cpp.request('peers', 'peers')).connections
+        assert.equal(typeof connectionsBefore, 'number', 'the agent reports its connection count')
+        await rust.request(`handle ${prefix}/kad/1.0.0`, 'handled')
+        let last = []
+        await poll('the agent\'s routing table taking in the rust node after its identify push', async () => {
+          last = await cpp.table()
+          return last.includes(rust.peerId)
+        }, () => `last table: ${JSON.stringify(last)}\n${cpp.proc.describe()}`)
+        // the agent identifies a connection once: on the same connection, only a push tells it
+        assert.equal((await cpp.request('peers', 'peers')).connections, connectionsBefore, 'learned on the same connection')
+      } finally {
+        await stopNodes(nodes)
+      }
+    })
+})
+
 // ---- gossip: mixed chains ---------------------------------------------------------
 for (const kinds of [['cpp', 'rust', 'cpp'], ['rust', 'cpp', 'rust']]) {
   describe(`gossip chain ${kinds.join(' - ')}`, () => {

@@ -224,6 +224,8 @@ struct Behaviour {
     ping: ping::Behaviour,
     gossipsub: Toggle<gossipsub::Behaviour>,
     kad: Toggle<kad::Behaviour<MemoryStore>>,
+    // protocols added at run time (`handle PROTO`)
+    stream: libp2p_stream::Behaviour,
 }
 
 struct NodeConfig {
@@ -253,6 +255,7 @@ fn build_swarm(cfg: NodeConfig) -> Result<Swarm<Behaviour>, String> {
                     k.set_mode(Some(mode));
                     k
                 })),
+                stream: libp2p_stream::Behaviour::new(),
             }
         })
         .map_err(|e| format!("behaviour: {e}"))?
@@ -408,6 +411,8 @@ struct Node {
     bootstrap_peers: BTreeSet<PeerId>,
     joined: bool,
     jobs: Vec<PubJob>,
+    // what identify (and the remote's pushes) told us each peer speaks
+    protocols: HashMap<PeerId, Vec<String>>,
 }
 
 fn gossipsub_behaviour(opts: &Opts, key: &Keypair, own_seqno: Arc<Mutex<Option<u64>>>) -> Result<gossipsub::Behaviour, UsageError> {
@@ -583,6 +588,7 @@ async fn cmd_node(cmd: &str, opts: &Opts) -> Result<ExitCode, UsageError> {
         bootstrap_peers: BTreeSet::new(),
         joined: false,
         jobs: Vec::new(),
+        protocols: HashMap::new(),
     };
     node.swarm.listen_on(listen.clone()).map_err(|e| UsageError(format!("listen on {listen}: {e}")))?;
     Ok(node.run(cmd, &topics, &bootstrap).await)
@@ -701,6 +707,7 @@ impl Node {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                self.protocols.insert(peer_id, info.protocols.iter().map(|p| p.to_string()).collect());
                 // rust's kad takes a peer into its routing table only with an address: those
                 // the peer listens on, when it serves our DHT protocol (identify says so)
                 if let Some(proto) = self.kad_protocol.clone() {
@@ -929,6 +936,26 @@ impl Node {
                 emit(json!({"event": "scores", "scores": scores}));
             }
             "stats" => emit(stats_event(self.published, self.received)),
+            "handle" => {
+                // a handler that closes each stream: the protocol list changes, so identify
+                // pushes it to every connected peer (rust-libp2p pushes on a local change
+                // once the connection's first identify exchange is done)
+                let proto = StreamProtocol::try_from_owned(arg.to_string()).map_err(|e| format!("usage: handle PROTOCOL ({e})"))?;
+                let mut incoming = self
+                    .swarm
+                    .behaviour()
+                    .stream
+                    .new_control()
+                    .accept(proto)
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(async move { while incoming.next().await.is_some() {} });
+                emit(json!({"event": "handled", "protocol": arg}));
+            }
+            "protocols" => {
+                let peer: PeerId = arg.parse().map_err(|e| format!("bad peer id {arg:?}: {e}"))?;
+                let list = self.protocols.get(&peer).cloned().unwrap_or_default();
+                emit(json!({"event": "protocols", "peer": peer.to_string(), "protocols": list}));
+            }
             "dht-table" => {
                 let k = self.kad()?;
                 let mut peers = Vec::new();
@@ -963,7 +990,7 @@ impl Node {
             _ => {
                 return Err(format!(
                     "unknown command {verb:?} (sub, unsub, pub, pubn, connect, peers, mesh, scores, stats, \
-                     dht-table, dht-find-peer, dht-provide-topic, dht-find-topic)"
+                     handle, protocols, dht-table, dht-find-peer, dht-provide-topic, dht-find-topic)"
                 ))
             }
         }
