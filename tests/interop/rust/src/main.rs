@@ -383,7 +383,9 @@ async fn cmd_client(cmd: &str, opts: &Opts) -> Result<ExitCode, UsageError> {
 enum Pending {
     Connect { conn: ConnectionId, line: String },
     FindPeer { qid: QueryId, target: PeerId },
-    Provide { qid: QueryId, topic: String, lookup_successes: Option<u32> },
+    // first a lookup of the key's closest peers (whom the ADD_PROVIDER goes to: rust's
+    // start_providing reports no count), then start_providing
+    Provide { qid: QueryId, topic: String, closest: Option<usize> },
     FindTopic { qid: QueryId, topic: String, found: BTreeMap<PeerId, BTreeSet<String>> },
 }
 
@@ -640,7 +642,6 @@ impl Node {
                         }
                     }
                     self.on_event(ev);
-                    self.note_provide_phase();
                 }
                 Some(line) = lines.recv(), if stdin_open && self.pending.is_none() => match line {
                     None => return ExitCode::SUCCESS, // EOF
@@ -760,7 +761,7 @@ impl Node {
     }
 
     fn on_kad(&mut self, ev: kad::Event) {
-        let kad::Event::OutboundQueryProgressed { id, result, stats, step } = ev else {
+        let kad::Event::OutboundQueryProgressed { id, result, step, .. } = ev else {
             return;
         };
         let ours = match &self.pending {
@@ -774,11 +775,22 @@ impl Node {
         }
         match result {
             QueryResult::GetClosestPeers(r) => {
-                let Some((Pending::FindPeer { target, .. }, _)) = self.pending.take() else { return };
                 let peers = match r {
                     Ok(GetClosestPeersOk { peers, .. }) => peers,
                     Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
                 };
+                if let Some((Pending::Provide { topic, .. }, deadline)) = self.pending.take() {
+                    let key = topic_key(&topic);
+                    match self.kad().and_then(|k| k.start_providing(key).map_err(|e| e.to_string())) {
+                        Ok(qid) => {
+                            let closest = Some(peers.len());
+                            self.pending = Some((Pending::Provide { qid, topic, closest }, deadline));
+                        }
+                        Err(e) => emit_error(format!("dht-provide-topic {topic}: {e}")),
+                    }
+                    return;
+                }
+                let Some((Pending::FindPeer { target, .. }, _)) = self.pending.take() else { return };
                 let hit = peers.into_iter().find(|p| p.peer_id == target);
                 emit(json!({
                     "event": "dht-peer",
@@ -788,10 +800,8 @@ impl Node {
                 }));
             }
             QueryResult::StartProviding(r) => {
-                let Some((Pending::Provide { topic, lookup_successes, .. }, _)) = self.pending.take() else { return };
-                // the query's stats add up the lookup and the ADD_PROVIDER phase; without
-                // the lookup's (read while the query ran) this overcounts
-                let peers = stats.num_successes().saturating_sub(lookup_successes.unwrap_or(0));
+                let Some((Pending::Provide { topic, closest, .. }, _)) = self.pending.take() else { return };
+                let peers = closest.unwrap_or(0);
                 match r {
                     Ok(_) => emit(json!({"event": "dht-provided", "topic": topic, "peers": peers})),
                     Err(e) => emit_error(format!("dht-provide-topic {topic}: {e}")),
@@ -830,26 +840,6 @@ impl Node {
             .iter()
             .map(|a| a.to_string())
             .collect()
-    }
-
-    /// While a provide runs: the lookup phase's successes, once it moved on to ADD_PROVIDER.
-    fn note_provide_phase(&mut self) {
-        let Some((Pending::Provide { qid, lookup_successes, .. }, _)) = self.pending.as_mut() else { return };
-        if lookup_successes.is_some() {
-            return;
-        }
-        let qid = *qid;
-        let Some(k) = self.swarm.behaviour_mut().kad.as_mut() else { return };
-        let seen = k.query(&qid).and_then(|q| match q.info() {
-            kad::QueryInfo::AddProvider {
-                phase: kad::AddProviderPhase::AddProvider { get_closest_peers_stats, .. },
-                ..
-            } => Some(get_closest_peers_stats.num_successes()),
-            _ => None,
-        });
-        if let (Some(n), Some((Pending::Provide { lookup_successes, .. }, _))) = (seen, self.pending.as_mut()) {
-            *lookup_successes = Some(n);
-        }
     }
 
     fn on_line(&mut self, line: &str) {
@@ -975,9 +965,10 @@ impl Node {
                 if arg.is_empty() {
                     return Err("usage: dht-provide-topic TOPIC".into());
                 }
-                let qid = self.kad()?.start_providing(topic_key(arg)).map_err(|e| e.to_string())?;
-                let p = Pending::Provide { qid, topic: arg.to_string(), lookup_successes: None };
-                self.pending = Some((p, deadline + DIAL_TIMEOUT));
+                let key = topic_key(arg);
+                let qid = self.kad()?.get_closest_peers(key.to_vec());
+                let p = Pending::Provide { qid, topic: arg.to_string(), closest: None };
+                self.pending = Some((p, deadline + 3 * DIAL_TIMEOUT));
             }
             "dht-find-topic" => {
                 if arg.is_empty() {
