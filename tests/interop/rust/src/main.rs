@@ -779,7 +779,8 @@ impl Node {
                     Ok(GetClosestPeersOk { peers, .. }) => peers,
                     Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
                 };
-                if let Some((Pending::Provide { topic, .. }, deadline)) = self.pending.take() {
+                if matches!(self.pending, Some((Pending::Provide { .. }, _))) {
+                    let Some((Pending::Provide { topic, .. }, deadline)) = self.pending.take() else { return };
                     let key = topic_key(&topic);
                     match self.kad().and_then(|k| k.start_providing(key).map_err(|e| e.to_string())) {
                         Ok(qid) => {
