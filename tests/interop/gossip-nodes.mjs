@@ -31,7 +31,7 @@ export function gossipArgv (impl, topic, msgid = 'p2pmq') {
     case 'go':
       return [process.env.P2PMQ_GO_PEER, 'gossip', '--topic', topic, '--msgid', peerMsgid]
     case 'rust':
-      return [process.env.P2PMQ_RUST_PEER, 'gossip', '--topic', topic, '--msgid', msgid === 'default' ? 'rust' : 'p2pmq']
+      return [process.env.P2PMQ_RUST_PEER, 'gossip', '--topic', topic, '--msgid', peerMsgid] // stock: rust's own default id
     default:
       throw new Error(`unknown implementation ${impl}`)
   }
