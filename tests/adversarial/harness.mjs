@@ -58,6 +58,17 @@ export function rssMb (pid) {
   }
 }
 
+/** CPU time (user + system) a live process has used, in seconds (null once it is gone). */
+export function cpuSeconds (pid) {
+  try {
+    // /proc/<pid>/stat: fields 14 and 15 are utime and stime in clock ticks (USER_HZ = 100)
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return null
+  }
+}
+
 /** Samples a process's RSS every 100 ms and keeps the peak (a measurement, not a wait). */
 export class RssSampler {
   constructor (pid) {
@@ -334,6 +345,7 @@ export async function underAttack (net, name, scale, attack, { memoryLimitMb = M
   const baseline = rssMb(victim.pid)
   traffic.setWindow('attack')
   const sampler = new RssSampler(victim.pid)
+  const cpuBefore = cpuSeconds(victim.pid)
   const pinger = startPinger(victim.addr)
   let outcome
   try {
@@ -342,6 +354,7 @@ export async function underAttack (net, name, scale, attack, { memoryLimitMb = M
     traffic.setWindow('after')
   }
   const peak = sampler.stop()
+  const cpu = cpuSeconds(victim.pid) - cpuBefore
   const pings = await pinger.stop()
   await traffic.stop()
   const delivery = await deliveryOf(traffic, victim, 'attack')
@@ -364,12 +377,13 @@ export async function underAttack (net, name, scale, attack, { memoryLimitMb = M
     delivered: `${delivery.delivered}/${delivery.published}`,
     p99_ms: delivery.p99Ms,
     pings: `${pings.length - failedPings.length}/${pings.length}`,
+    victim_cpu_s: cpu,
     cut_off_ms: outcome?.cutOffMs ?? null,
     notes: outcome?.notes ?? ''
   }
   record(row)
   console.log(`# ${name}: baseline ${fmt(baseline)} MiB, peak +${fmt(peak - baseline)} MiB, after +${fmt(after == null ? null : after - baseline)} MiB, ` +
-    `delivery ${row.delivered} (p99 ${row.p99_ms} ms), pings ${row.pings}, cut off ${row.cut_off_ms ?? 'never'} ms; ${row.notes}`)
+    `delivery ${row.delivered} (p99 ${row.p99_ms} ms), pings ${row.pings}, victim CPU ${fmt(cpu)} s, cut off ${row.cut_off_ms ?? 'never'} ms; ${row.notes}`)
 
   c.check(!victim.proc.exited, `the victim exited: ${victim.proc.describe()}`)
   c.check(peak - baseline <= memoryLimitMb, `victim RSS grew by ${fmt(peak - baseline)} MiB (baseline ${fmt(baseline)} MiB), over the ${memoryLimitMb} MiB limit`)
@@ -377,5 +391,5 @@ export async function underAttack (net, name, scale, attack, { memoryLimitMb = M
   c.check(delivery.ratio >= MIN_DELIVERY_RATIO, `honest delivery to the victim ${delivery.delivered}/${delivery.published} (${fmt(delivery.ratio * 100)} %) < ${MIN_DELIVERY_RATIO * 100} %`)
   if (recovery) c.check(after != null && after - baseline <= RECOVERY_SLACK_MB, `victim RSS ${fmt(after)} MiB after the attack, not back within ${RECOVERY_SLACK_MB} MiB of its baseline ${fmt(baseline)} MiB`)
   if (outcome?.checks) await outcome.checks(c)
-  return { checks: c, row, baseline, peak, after, delivery, pings }
+  return { checks: c, row, baseline, peak, after, delivery, pings, cpu }
 }
