@@ -26,6 +26,8 @@ after(stopAll)
 
 const SKIP = CPP.bin == null ? `needs the p2pmq binary: ${CPP.reason}` : false
 const TEST_TIMEOUT_MS = 240_000
+// An honest dial by the victim must complete within the agent's default dial timeout.
+const DIAL_DEADLINE_S = 10
 
 async function withNetwork (opts, fn) {
   const net = await startNetwork(opts)
@@ -252,8 +254,9 @@ describe('gossipsub', () => {
       })
     })
 
+  // Passes since main 69d707b (topics we joined are always taken from a peer's subscriptions).
   test('2,000 topics: a peer connecting to an agent subscribed to 2,000 topics gets its subscriptions and deliveries',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for subscriptions at scale (issue 10, item 3)' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
       const topics = Array.from({ length: 2000 }, (_, i) => `adversarial/many/${i}`)
       const last = topics.at(-1)
       const net = { victim: null, honest: [] }
@@ -309,35 +312,45 @@ describe('gossipsub', () => {
 describe('dht', () => {
   // The fake peers' addresses are in TEST-NET-1, where dials hang until their timeout: the
   // victim's topic discovery (every second here) dials the fake providers it is given.
-  // While that goes on, the victim must still connect to a new honest agent (today the
-  // fake providers take every pending-dial slot).
+  // While that goes on, the victim must still dial a new honest agent on loopback within
+  // DIAL_DEADLINE_S (today the fake providers hold its pending-dial slots: such a dial
+  // took 19 s, or failed with "too many pending dials").
   test('fake providers and fake peers: 5,000 ADD_PROVIDERs, every answer 20 fake peers x 32 addresses',
     { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for DHT limits (address filtering, one deadline per connect, bounded peer store)' }, async () => {
-      await withNetwork({ victimArgs: ['--set', 'dht.discovery_interval=1s'] }, async net => {
+      await withNetwork({ victimArgs: ['--set', 'dht.discovery_interval=1s', '--set', 'dht.request_timeout=2s', '--set', 'dht.query_timeout=3s'] }, async net => {
         let done
         let lookups = 0
-        let honestConnect = null
+        const honestConnects = [] // true, or why the dial failed
         const { checks } = await underAttack(net, 'DHT fake providers and peers', '5,000 keys, 20 x 32 per answer',
           attackWith(net, 'dht-flood', { keys: 5000, 'fake-peers': 20, addrs: 32, 'kad-protocol': `${Agent.dhtPrefix}/kad/1.0.0` }, 15_000, {
             during: async proc => {
-              // honest lookups through the victim, which meet the attacker's answers
-              while (!proc.exited && !proc.lines.some(l => l.includes('"event":"done"'))) {
+              const attacking = () => !proc.exited && !proc.lines.some(l => l.includes('"event":"done"'))
+              // honest lookups through the victim for 8 s, which meet the attacker's answers
+              // (the victim's stdio runs one command at a time: the lookups finish first)
+              while (attacking() && Date.now() - proc.t0 < 8_000) {
                 await net.victim.request(`dht-find-peer ${await randomPeerId()}`, 'dht-peer', () => true, 60_000).catch(() => {})
                 await net.victim.request(`dht-find-topic ${TOPIC}`, 'dht-providers', () => true, 60_000).catch(() => {})
                 lookups++
-                if (honestConnect == null && Date.now() - proc.t0 > 5_000) {
-                  // mid-attack: the victim dials a new honest agent
-                  const late = await Agent.start('late honest agent', { topics: [] })
-                  honestConnect = await net.victim.request(`connect ${late.addr}`, 'connected', () => true, 60_000).then(() => true, err => err.message)
-                  await late.stop()
+              }
+              // then, every 2 s: the victim dials a new honest agent
+              const late = await Agent.start('late honest agent', { topics: [] })
+              try {
+                while (attacking() && honestConnects.length < 3) {
+                  // liveness: within the agent's own dial timeout (limits.dial_timeout, 10 s)
+                  const ok = await net.victim.request(`connect ${late.addr}`, 'connected', () => true, DIAL_DEADLINE_S * 1000).then(() => true, err => err.message)
+                  honestConnects.push(ok)
+                  if (ok !== true) break // a late answer would be taken for the next dial's
+                  await new Promise(resolve => setTimeout(resolve, 2_000)) // pacing: one dial every 2 s
                 }
-                await new Promise(resolve => setTimeout(resolve, 500)) // pacing: an honest rate of lookups
+              } finally {
+                await late.stop()
               }
             },
-            outcome: d => { done = d; return { notes: `ADD_PROVIDERs ${d.providers_sent}, queries answered ${d.queries_answered}, victim lookups ${lookups}, honest connect: ${honestConnect === true ? 'ok' : honestConnect}` } }
+            outcome: d => { done = d; return { notes: `ADD_PROVIDERs ${d.providers_sent}, queries answered ${d.queries_answered}, victim lookups ${lookups}, honest dials ok ${honestConnects.filter(c => c === true).length}/${honestConnects.length}` } }
           }))
         checks.check(done.queries_answered > 0, 'the victim never asked the attacker (the attack did not reach it)')
-        checks.check(honestConnect === true, `the victim could not connect to a new honest agent during the flood: ${honestConnect}`)
+        const failed = honestConnects.filter(c => c !== true)
+        checks.check(honestConnects.length > 0 && failed.length === 0, `the victim could not dial a new honest agent during the flood: ${failed.length} of ${honestConnects.length} (${failed[0]})`)
         checks.assertAll()
       })
     })

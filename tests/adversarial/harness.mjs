@@ -6,7 +6,7 @@ import { appendFileSync, readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { NODE, cppAgentSupport, run, start } from '../interop/lib.mjs'
+import { NODE, cppAgentSupport, run, start, until as pollUntil } from '../interop/lib.mjs'
 
 export const HERE = dirname(fileURLToPath(import.meta.url))
 export const ATTACKER_JS = join(HERE, 'attacker.mjs')
@@ -36,16 +36,9 @@ export const TOPIC = 'adversarial/honest'
 export const CPP = cppAgentSupport(['--stdio', '--topic', '--bootstrap', '--grpc', '--set'])
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-
-/** Poll check() until it returns a truthy value (resolve with it) or the deadline passes. */
-export async function until (what, check, { timeoutMs = DEADLINE_MS, pollMs = 250, describe = () => '' } = {}) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms\n${await describe()}`)
-    await sleep(pollMs)
-  }
+/** lib.mjs's until() with this suite's deadline and a faster poll by default. */
+export function until (what, check, { timeoutMs = DEADLINE_MS, pollMs = 250, describe = () => '' } = {}) {
+  return pollUntil(what, check, { timeoutMs, pollMs, describe })
 }
 
 /** VmRSS of a live process, in MiB (null once it is gone). */
