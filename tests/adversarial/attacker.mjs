@@ -193,8 +193,9 @@ const MODES = {
     const live = new Set()
     const slowOnes = new Set()
     let attempts = 0
+    let stopping = false
     const open = kind => {
-      if (attempts >= maxOpened || finished || elapsed() >= durationMs) return
+      if (attempts >= maxOpened || stopping || elapsed() >= durationMs) return
       attempts++
       const s = net.connect({ host, port })
       let connected = false
@@ -210,7 +211,7 @@ const MODES = {
       s.on('close', () => {
         live.delete(s)
         slowOnes.delete(s)
-        if (finished) return
+        if (stopping) return
         if (!connected) stats.failed++
         else { stats.closed_by_victim++; closeTimes.push(elapsed()) }
         open('silent')
@@ -232,9 +233,8 @@ const MODES = {
       stats.first_close_ms = closeTimes[0]
       stats.median_close_ms = closeTimes[Math.floor(closeTimes.length / 2)]
     }
-    finished = true
+    stopping = true
     for (const s of live) s.destroy()
-    finished = false
   },
 
   // Many /meshsub streams, each holding --bytes of an RPC announced as --rpc-size.

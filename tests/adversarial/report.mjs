@@ -39,9 +39,9 @@ if (scratch) rmSync(scratch, { recursive: true, force: true })
 
 const mb = x => x == null ? 'n/a' : `${x >= 0 ? '+' : ''}${x.toFixed(1)}`
 const ms = x => x == null ? 'never' : `${(x / 1000).toFixed(1)} s`
-console.log('| attack | scale | baseline RSS (MiB) | peak over baseline (MiB) | after, over baseline (MiB) | honest delivery | p99 (ms) | honest pings | attacker cut off after | notes |')
-console.log('|---|---|---|---|---|---|---|---|---|---|')
+console.log('| attack | scale | baseline RSS (MiB) | peak over baseline (MiB) | after, over baseline (MiB) | honest delivery | p99 (ms) | honest pings | victim CPU (s) | attacker cut off after | notes |')
+console.log('|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
   console.log(`| ${r.attack} | ${r.scale} | ${r.baseline_mb?.toFixed(1)} | ${mb(r.peak_over_baseline_mb)} | ${mb(r.after_over_baseline_mb)} | ` +
-    `${(r.delivery_ratio * 100).toFixed(1)} % (${r.delivered}) | ${r.p99_ms ?? 'n/a'} | ${r.pings} | ${ms(r.cut_off_ms)} | ${String(r.notes).replace(/\|/g, '/')} |`)
+    `${(r.delivery_ratio * 100).toFixed(1)} % (${r.delivered}) | ${r.p99_ms ?? 'n/a'} | ${r.pings} | ${r.victim_cpu_s?.toFixed(1) ?? 'n/a'} | ${ms(r.cut_off_ms)} | ${String(r.notes).replace(/\|/g, '/')} |`)
 }
