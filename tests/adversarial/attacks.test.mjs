@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomPeerId, run, stopAll } from '../interop/lib.mjs'
 import {
-  Agent, CPP, Checks, TOPIC, attackerDone, pingOnce, startAttacker, startNetwork, stopNetwork, underAttack, until
+  Agent, CPP, Checks, TOPIC, attackerDone, loopbackAsRemote, pingOnce, startAttacker, startNetwork, stopNetwork, underAttack, until
 } from './harness.mjs'
 import { GRPC_STATUS, GrpcClient, startValidator } from './grpc.mjs'
 import * as pb from './pb.mjs'
@@ -66,7 +66,7 @@ describe('connections', () => {
   // the 256 inbound slots.
   test('slowloris: 400 connections of one IP held for 15 s (100 garbage, 150 a byte a second, 150 silent; replaced when closed)',
     { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for per-IP and pending-handshake limits (resource manager)' }, async () => {
-      await withNetwork({}, async net => {
+      await withNetwork({ victimArgs: loopbackAsRemote() }, async net => {
         let done
         const { checks } = await underAttack(net, 'slowloris', '400 conns x 15 s',
           attackWith(net, 'slowloris', { connections: 400, garbage: 100, slow: 150 }, 15_000, {
@@ -79,7 +79,7 @@ describe('connections', () => {
 
   test('Sybil: 100 identities from one IP against a victim with 64 inbound slots',
     { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for per-IP connection limits (resource manager)' }, async () => {
-      await withNetwork({ victimArgs: ['--set', 'limits.max_inbound_connections=64'] }, async net => {
+      await withNetwork({ victimArgs: ['--set', 'limits.max_inbound_connections=64', ...loopbackAsRemote()] }, async net => {
         let done
         const { checks } = await underAttack(net, 'sybil', '100 peers, 1 IP, 64 slots',
           attackWith(net, 'sybil', { peers: 100 }, 15_000, {

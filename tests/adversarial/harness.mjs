@@ -2,6 +2,7 @@
 // p2pmq neighbours that keep publishing, the victim's memory (VmRSS), honest pings,
 // honest delivery (ratio and latency), scores from `p2pmq status`, and the report.
 // Process handling (start, wait for a line, kill by pid) is tests/interop/lib.mjs.
+import { execFileSync } from 'node:child_process'
 import { appendFileSync, readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
@@ -34,6 +35,45 @@ export const ATTACKER_IP = '127.66.0.1'
 export const TOPIC = 'adversarial/honest'
 
 export const CPP = cppAgentSupport(['--stdio', '--topic', '--bootstrap', '--grpc', '--set'])
+
+let configKeys = null
+/**
+ * Every configuration key path of the binary (`p2pmq agent --print-config`, two-space YAML),
+ * so a test can use a limit once the agent has it and run without it before.
+ */
+export function agentConfigKeys () {
+  if (configKeys != null || CPP.bin == null) return configKeys ?? []
+  configKeys = []
+  let text = ''
+  try {
+    text = execFileSync(CPP.bin, ['agent', '--print-config'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] })
+  } catch {}
+  const path = []
+  for (const line of text.split('\n')) {
+    const m = line.match(/^( *)([A-Za-z0-9_.\/-]+):/)
+    if (m == null) continue
+    const depth = m[1].length / 2
+    path.length = depth
+    path.push(m[2])
+    configKeys.push(path.join('.'))
+  }
+  return configKeys
+}
+
+/** `--set PATH=VALUE` for each key whose last component is `leaf`, if the agent has one. */
+export function setIfKnown (leaf, value) {
+  return agentConfigKeys().filter(k => k === leaf || k.endsWith('.' + leaf)).flatMap(k => ['--set', `${k}=${value}`])
+}
+
+/**
+ * The attackers are on loopback (127.66.0.1). A resource manager may hold loopback addresses
+ * to a looser limit (a devnet puts every peer on 127.0.0.1); these flags hold them to the
+ * per-IP defaults instead, so the victim treats the attacker as the remote host it stands
+ * for. Empty until the agent has such keys.
+ */
+export function loopbackAsRemote () {
+  return [...setIfKnown('connections_per_loopback_ip', 8), ...setIfKnown('handshakes_per_loopback_ip', 4)]
+}
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 /** lib.mjs's until() with this suite's deadline and a faster poll by default. */
