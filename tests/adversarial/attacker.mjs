@@ -501,15 +501,19 @@ const MODES = {
       }
       return pb.rpc({ publish: msgs })
     }
-    stats.messages_sent = 0
-    // one connection (a fresh identity) per RPC: the victim may cut each after its first
+    // one connection (a fresh identity) per RPC, all connected before the first RPC goes
+    // out: the victim, busy verifying, could not take the later dials in time
+    const links = []
     for (let c = 0; c < connections && elapsed() < durationMs; c++) {
       const node = await makeNode()
       const conn = c === 0 ? await connectVictim(node) : await node.dial(target, { signal: AbortSignal.timeout(30_000) }).catch(() => null)
-      if (conn == null) { stats.dials_failed = (stats.dials_failed ?? 0) + 1; continue }
-      const link = await gossipLink(node, conn).catch(() => null)
-      if (link == null) continue
+      const link = conn == null ? null : await gossipLink(node, conn).catch(() => null)
+      if (link == null) { stats.dials_failed = (stats.dials_failed ?? 0) + 1; continue }
       link.send(pb.rpc({ subscriptions: [pb.subOpts(topic)] }))
+      links.push(link)
+    }
+    stats.messages_sent = 0
+    for (const [c, link] of links.entries()) {
       link.send(rpcBody(1 + c * perRpc))
       stats.messages_sent += perRpc
     }
