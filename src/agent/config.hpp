@@ -53,7 +53,7 @@ struct LimitsConfig {
 // bounds (the `resources:` section).
 struct ResourcesConfig {
   host::ResourceLimits limits;
-  std::chrono::milliseconds write_timeout{30000};    // HostConfig::write_timeout
+  std::chrono::milliseconds write_timeout{10000};    // HostConfig::write_timeout
   size_t max_peer_store_peers = 10000;               // HostConfig::max_peer_store_peers
   size_t max_addrs_per_peer = 32;                    // HostConfig::max_addrs_per_peer
   std::chrono::milliseconds address_ttl{3600 * 1000};  // HostConfig::address_ttl

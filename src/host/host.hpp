@@ -29,7 +29,7 @@ struct HostConfig {
   // inbound stream limit); per peer: resources.negotiations_per_peer.
   size_t max_negotiating_streams = 128;
   // A socket write that does not complete in this time closes the connection (0: never).
-  std::chrono::milliseconds write_timeout{30000};
+  std::chrono::milliseconds write_timeout{10000};  // go-yamux ConnectionWriteTimeout
   // Peer store: peers without a connection are forgotten first beyond max_peers; an address
   // learnt from the network expires after address_ttl unless its peer is connected.
   size_t max_peer_store_peers = 10000;

@@ -65,7 +65,7 @@ describe('connections', () => {
   // 400 connections held without a handshake (each one closed is replaced) take more than
   // the 256 inbound slots.
   test('slowloris: 400 connections of one IP held for 15 s (100 garbage, 150 a byte a second, 150 silent; replaced when closed)',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for per-IP and pending-handshake limits (resource manager)' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
       await withNetwork({ victimArgs: loopbackAsRemote() }, async net => {
         let done
         const { checks } = await underAttack(net, 'slowloris', '400 conns x 15 s',
@@ -78,7 +78,7 @@ describe('connections', () => {
     })
 
   test('Sybil: 100 identities from one IP against a victim with 64 inbound slots',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for per-IP connection limits (resource manager)' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
       await withNetwork({ victimArgs: ['--set', 'limits.max_inbound_connections=64', ...loopbackAsRemote()] }, async net => {
         let done
         const { checks } = await underAttack(net, 'sybil', '100 peers, 1 IP, 64 slots',
@@ -95,14 +95,15 @@ describe('connections', () => {
 // ---- streams and the muxer -----------------------------------------------------------
 describe('streams', () => {
   test('partial RPCs: 200 /meshsub streams of one peer, each holding 999 kB of a 1 MB RPC',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for one inbound pubsub stream per peer and per-peer memory accounting' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
       await withNetwork({}, async net => {
         let done
         const { checks } = await underAttack(net, 'partial /meshsub RPCs', '200 streams x 999 kB',
           attackWith(net, 'partial-streams', { streams: 200, bytes: 999_000 }, 20_000, {
             outcome: d => { done = d; return { notes: `streams opened ${d.streams_opened}, reset ${d.streams_reset}, sent ${Math.round(d.bytes_sent / 1e6)} MB` } }
           }))
-        checks.check(done.streams_reset >= 190 || done.cut_after_ms != null,
+        // Each new stream replaces the one before it (one inbound pubsub stream per peer).
+        checks.check(done.streams_reset >= done.streams_opened - 1 || done.cut_after_ms != null,
           `the victim reset ${done.streams_reset} of ${done.streams_opened} streams and kept the connection`)
         checks.assertAll()
       })
@@ -111,7 +112,7 @@ describe('streams', () => {
   // The SYNs never negotiate a protocol: today they hold the host's 128 negotiation slots
   // (global, not per peer) and honest pings are reset.
   test('yamux SYN flood past the stream limit (20,000 SYNs) and 200,000 pings, attacker not reading',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for per-peer negotiation limits, bounded yamux output and a write timeout' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
       await withNetwork({}, async net => {
         let done
         const { checks } = await underAttack(net, 'yamux SYN + ping flood, no reading', '20k SYN + 200k ping',
@@ -126,7 +127,7 @@ describe('streams', () => {
   // 10,000 x 1 KiB is more than the victim's 8 MiB gossip queue per peer plus a yamux
   // window: enough to show whether a peer that reads nothing is noticed.
   test('a mesh peer stopped (SIGSTOP) while the victim publishes 10,000 x 1 KiB',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for bounded yamux output and a write timeout (the stopped peer keeps score 0)' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'open: the stopped peer is neither cut off nor scored below 0 within the attack, and one honest ping of two fails (a stalled-writer cut-off is not there yet)' }, async () => {
       await withNetwork({}, async net => {
         const [h1, h2, stopped] = net.honest
         const COUNT = 10_000
@@ -163,7 +164,7 @@ describe('gossipsub', () => {
   // The victim publishes 3,000 x 1 KiB as the attack starts: the attacker (in its mesh)
   // learns their ids and asks for all of them again and again.
   test('IWANT flood: 300 RPCs x 5,000 ids of 1 KiB messages, attacker not reading the answers',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for bounded IWANT replies and yamux output' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'open: memory stays bounded (+23 MiB) but a peer that asks and never reads is not cut off (a stalled-writer cut-off is not there yet)' }, async () => {
       await withNetwork({}, async net => {
         let done
         const { checks } = await underAttack(net, 'IWANT flood, no reading', '300 x 5,000 ids',
@@ -236,7 +237,7 @@ describe('gossipsub', () => {
   // One connection is cut after its first RPC; a new identity per RPC is free, so the
   // attacker uses 6 connections of one RPC each: 3,600 full-size modexps.
   test('huge-exponent RSA key: 6 connections x 600 messages signed by RSA-3072 with e = n - 2',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for bounded RSA exponents' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
       await withNetwork({}, async net => {
         let score = null
         const { checks, cpu } = await underAttack(net, 'huge-exponent RSA signatures', '6 x 600 messages', async () => {
@@ -317,7 +318,7 @@ describe('dht', () => {
   // DIAL_DEADLINE_S (today the fake providers hold its pending-dial slots: such a dial
   // took 19 s, or failed with "too many pending dials").
   test('fake providers and fake peers: 5,000 ADD_PROVIDERs, every answer 20 fake peers x 32 addresses',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for DHT limits (address filtering, one deadline per connect, bounded peer store)' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
       await withNetwork({ victimArgs: ['--set', 'dht.discovery_interval=1s', '--set', 'dht.request_timeout=2s', '--set', 'dht.query_timeout=3s'] }, async net => {
         let done
         let lookups = 0
@@ -360,7 +361,7 @@ describe('dht', () => {
 // ---- the local API ------------------------------------------------------------------
 describe('api', () => {
   test('200 Listen streams that never read, buffer_size 65536, while 5,000 x 1 KiB arrive',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for byte bounds on Listen buffers' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'open: Listen buffers are bounded in bytes (peak +55 MiB, was +1.3 GiB) but 55 MiB stay after the clients left' }, async () => {
       const T2 = 'adversarial/listen'
       await withNetwork({ victimTopics: [TOPIC, T2] }, async net => {
         const clients = []
@@ -383,7 +384,7 @@ describe('api', () => {
     })
 
   test('invalid UTF-8 topics and undecodable requests get INVALID_ARGUMENT with a message',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for INVALID_ARGUMENT on bad requests (issue 10, item 7)' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
       const victim = await Agent.start('victim')
       const client = new GrpcClient(victim.grpc)
       try {
@@ -406,7 +407,7 @@ describe('api', () => {
     })
 
   test('`p2pmq agent --key <a directory>` exits non-zero with a message',
-    { skip: SKIP, timeout: TEST_TIMEOUT_MS, todo: 'waiting for key file checks (issue 10, item 7)' }, async () => {
+    { skip: SKIP, timeout: TEST_TIMEOUT_MS }, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'p2pmq-adv-key-'))
       try {
         const res = await run([CPP.bin, 'agent', '--key', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--grpc', 'off'], { timeoutMs: 30_000 })

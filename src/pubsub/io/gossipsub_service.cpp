@@ -43,6 +43,7 @@ struct GossipsubService::Link {
   std::unique_ptr<host::BufferAccount> queue_account;
   // The peer's one inbound stream: a new one replaces (resets) it, as go-libp2p-pubsub does.
   std::shared_ptr<host::Stream> in;
+  bool in_partial = false;  // `in` holds part of a frame
   bool opening = false;
   bool writing = false;
   bool in_router = false;
@@ -205,9 +206,12 @@ Task<void> GossipsubService::serve_inbound(std::shared_ptr<host::Stream> stream)
   auto link = it->second;
   if (link->in && link->in != stream) {
     // One inbound stream per peer: the newest wins, the older one (and its partial RPC) goes.
+    // Abandoning a frame half sent is how a peer makes us hold its bytes: P7.
     ++replaced_inbound_streams_;
+    if (link->in_partial) router_.penalize(peer);
     link->in->reset();
   }
+  link->in_partial = false;
   link->in = stream;
   add_to_router(*link, peer_kind_of(stream->protocol()));
   RpcReader reader(service_.limits);
@@ -258,6 +262,7 @@ Task<void> GossipsubService::serve_inbound(std::shared_ptr<host::Stream> stream)
       drain();
     }
     (void)account.update(buffer.size() + reader.buffered());  // shrinks: cannot fail
+    if (link->in == stream) link->in_partial = reader.buffered() > 0;
   }
   stream->close_write();
 }
