@@ -383,6 +383,7 @@ int run_agent(AgentOptions options) {
                         : sync::Durability::process_crash;
     ao.retention.max_messages = cfg.sync.retention_messages;
     ao.retention.max_age = cfg.sync.retention_age;
+    ao.retention.max_messages_per_origin = cfg.sync.retention_messages_per_origin;
     std::string path = !options.persistent_state
                            ? std::filesystem::temp_directory_path().string() + "/p2pmq-archive-" +
                                  node.peer_id().to_string()
@@ -397,6 +398,7 @@ int run_agent(AgentOptions options) {
   }
   sync::SyncServiceConfig sc;
   sc.request_timeout = cfg.sync.request_timeout;
+  sc.max_pending_store_bytes = cfg.sync.max_pending_store_bytes;
   sc.server.requests_per_second = cfg.sync.archive_requests_per_second;
   sc.server.burst = cfg.sync.archive_burst;
   sc.server.total_requests_per_second = cfg.sync.archive_total_requests_per_second;

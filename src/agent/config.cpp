@@ -989,6 +989,8 @@ const Fields<SyncSettings>& sync_fields() {
       uint_field("max_retired_watermarks", &S::max_retired_watermarks),
       double_field("new_origins_per_second", &S::new_origins_per_second),
       double_field("new_origin_burst", &S::new_origin_burst),
+      uint_field("retention_messages_per_origin", &S::retention_messages_per_origin),
+      uint_field("max_pending_store_bytes", &S::max_pending_store_bytes),
   };
   return fields;
 }
@@ -1140,7 +1142,9 @@ Result<void> validate_sync(const SyncSettings& s) {
       {"max_gap_fetch", s.max_gap_fetch},
       {"max_fetches_per_topic", s.max_fetches_per_topic},
       {"max_fetches", s.max_fetches},
-      {"max_tracked_origins", s.max_tracked_origins}};
+      {"max_tracked_origins", s.max_tracked_origins},
+      {"retention_messages_per_origin", s.retention_messages_per_origin},
+      {"max_pending_store_bytes", s.max_pending_store_bytes}};
   for (const auto& [name, value] : at_least_one)
     if (value == 0) return bad_value(std::string("sync.") + name, "must be >= 1", "0");
   const std::pair<const char*, double> rates[] = {

@@ -145,10 +145,12 @@ struct SyncSettings {
   double archive_burst = 20.0;               // per requesting peer
   double archive_total_requests_per_second = 50.0;  // archive role: over all peers
   double archive_total_burst = 200.0;
-  size_t max_tracked_origins = 10000;      // (topic, origin) delivery streams tracked
-  size_t max_retired_watermarks = 100000;  // watermarks of evicted streams kept
-  double new_origins_per_second = 10.0;    // per topic
-  double new_origin_burst = 1000.0;        // per topic
+  size_t max_tracked_origins = 10000;                 // (topic, origin) delivery streams tracked
+  size_t max_retired_watermarks = 100000;             // watermarks of evicted streams kept
+  double new_origins_per_second = 10.0;               // per topic
+  double new_origin_burst = 1000.0;                   // per topic
+  uint64_t retention_messages_per_origin = 5000;      // archive role: per topic and origin
+  size_t max_pending_store_bytes = size_t{64} << 20;  // archive role: write queue, bytes
 };
 
 struct AgentConfig {

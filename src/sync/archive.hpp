@@ -47,6 +47,9 @@ bool origin_less(BytesView a, BytesView b);
 struct Retention {
   uint64_t max_messages = 10'000;   // >= 1
   std::chrono::seconds max_age{0};  // 0: no age bound
+  // Messages one origin may hold in the topic: over it, that origin's lowest seqno goes, so
+  // one publisher cannot flush the others' history. >= 1.
+  uint64_t max_messages_per_origin = 5'000;
 };
 
 // Answers are bounded by max_bytes (the sum of message sizes) but always hold at least one

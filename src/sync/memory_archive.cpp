@@ -36,6 +36,15 @@ Result<bool> MemoryArchive::put(const TopicId& topic, BytesView origin, uint64_t
   auto& t = topics_[topic];
   std::pair<Bytes, uint64_t> key{Bytes(origin.begin(), origin.end()), seqno};
   if (t.by_origin.contains(key)) return false;
+  // Per-origin quota: an origin at its quota replaces its own lowest seqno (a scan of the
+  // arrivals: this archive is a reference, not built for speed).
+  if (t.per_origin[key.first] >= std::max<uint64_t>(retention_.max_messages_per_origin, 1)) {
+    auto lowest = t.by_origin.lower_bound({key.first, 0});
+    std::erase_if(t.by_arrival, [&](const auto& a) { return a.second == lowest->first; });
+    --t.per_origin[key.first];
+    t.by_origin.erase(lowest);
+  }
+  ++t.per_origin[key.first];
   t.by_origin.emplace(
       key, StoredMessage{key.first, seqno, Bytes(message.begin(), message.end()), received});
   t.by_arrival.emplace(t.next_arrival++, key);
@@ -46,8 +55,10 @@ Result<bool> MemoryArchive::put(const TopicId& topic, BytesView origin, uint64_t
     bool too_old =
         retention_.max_age.count() > 0 && t.by_origin.at(oldest->second).received < cutoff;
     if (!too_many && !too_old) break;
-    t.by_origin.erase(oldest->second);
+    auto k = oldest->second;
     t.by_arrival.erase(oldest);
+    if (--t.per_origin[k.first] == 0) t.per_origin.erase(k.first);
+    t.by_origin.erase(k);
   }
   return true;
 }

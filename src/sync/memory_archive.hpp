@@ -32,6 +32,7 @@ class MemoryArchive : public Archive {
     std::map<std::pair<Bytes, uint64_t>, StoredMessage, KeyLess> by_origin;
     std::map<uint64_t, std::pair<Bytes, uint64_t>> by_arrival;
     uint64_t next_arrival = 1;
+    std::map<Bytes, uint64_t> per_origin;  // messages held
   };
   Retention retention_;
   std::map<TopicId, Topic> topics_;

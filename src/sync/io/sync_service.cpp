@@ -269,14 +269,22 @@ void SyncService::store(const TopicId& topic, Bytes origin, uint64_t seqno, Byte
     return refuse(Error{Errc::limit_exceeded, "sync: max_pending_stores (" +
                                                   std::to_string(config_.max_pending_stores) +
                                                   ") writes already queued"});
+  // Bytes too: 10,000 queued 1 MiB messages would be 10 GiB.
+  const size_t bytes = message.size();
+  if (pending_store_bytes_ + bytes > config_.max_pending_store_bytes)
+    return refuse(Error{Errc::limit_exceeded, "sync: max_pending_store_bytes (" +
+                                                  std::to_string(config_.max_pending_store_bytes) +
+                                                  ") already queued"});
   ++pending_stores_;
-  asio::post(*worker_, [this, io, alive = alive_, topic, origin = std::move(origin), seqno,
+  pending_store_bytes_ += bytes;
+  asio::post(*worker_, [this, io, alive = alive_, topic, origin = std::move(origin), seqno, bytes,
                         message = std::move(message), received, done = std::move(done)]() mutable {
     auto result = archive_->put(topic, origin, seqno, message, received);
-    asio::post(io, [this, alive = std::move(alive), result = std::move(result),
+    asio::post(io, [this, alive = std::move(alive), result = std::move(result), bytes,
                     done = std::move(done)]() mutable {
       if (!*alive) return;
       --pending_stores_;
+      pending_store_bytes_ -= bytes;
       if (result)
         ++stats_.stores;
       else

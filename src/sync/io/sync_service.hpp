@@ -37,6 +37,7 @@ struct SyncServiceConfig {
   // (a client that never sends, or never reads what we write).
   std::chrono::milliseconds inbound_idle_timeout{30000};
   size_t max_pending_stores = 10'000;  // store() calls queued for the worker; more fail at once
+  size_t max_pending_store_bytes = size_t{64} << 20;  // their message bytes; more fail at once
 
   // Client side, per request: the deadline runs from the call over negotiation and every batch,
   // and the stream is reset when it passes (a dial, bounded by the host's dial_timeout, is not
@@ -165,6 +166,7 @@ class SyncService {
   const SyncServiceConfig& config() const { return config_; }
   size_t inbound_streams() const { return inbound_streams_; }
   size_t pending_stores() const { return pending_stores_; }
+  size_t pending_store_bytes() const { return pending_store_bytes_; }
 
  private:
   class StreamSlot;
@@ -187,6 +189,7 @@ class SyncService {
   size_t inbound_streams_ = 0;
   std::map<crypto::PeerId, size_t> inbound_per_peer_;
   size_t pending_stores_ = 0;
+  size_t pending_store_bytes_ = 0;
   uint64_t next_request_id_ = 1;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<host::asio::thread_pool> worker_;  // last: joined before the rest goes

@@ -153,6 +153,7 @@ Result<void> ArchiveStore::close() {
   auto status = db_->Close();
   db_.reset();
   meta_.clear();
+  per_origin_.clear();
   if (!status.ok()) return db_error(status);
   return {};
 }
@@ -166,10 +167,44 @@ Result<void> ArchiveStore::load_meta() {
     if (key.size() < 3 || value.size() != 16) return corrupt("topic record");
     size_t len = (size_t{static_cast<uint8_t>(key[1])} << 8) | static_cast<uint8_t>(key[2]);
     if (key.size() != 3 + len) return corrupt("topic key");
-    meta_[TopicId(key.substr(3))] = Meta{get_be64(value, 0), get_be64(value, 8)};
+    meta_[TopicId(key.substr(3))] = Meta{get_be64(value, 0), get_be64(value, 8), 0};
+  }
+  if (!it->status().ok()) return db_error(it->status());
+  // Counts per topic and origin are not persisted: one scan of the message keys rebuilds them.
+  const std::string mprefix(1, kMessageTag);
+  for (it->Seek(mprefix); it->Valid() && starts_with(it->key(), mprefix); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    if (key.size() < 3) return corrupt("message key");
+    size_t len = (size_t{static_cast<uint8_t>(key[1])} << 8) | static_cast<uint8_t>(key[2]);
+    auto parsed = parse_message_key(key, 3 + len);
+    if (!parsed) return corrupt("message key");
+    TopicId topic(key.substr(3, len));
+    ++per_origin_[{topic, std::string(parsed->origin)}];
+    ++meta_[topic].count;
   }
   if (!it->status().ok()) return db_error(it->status());
   return {};
+}
+
+void ArchiveStore::uncount(const TopicId& topic, const std::vector<std::string>& origins) {
+  for (const auto& origin : origins) {
+    auto it = per_origin_.find({topic, origin});
+    if (it != per_origin_.end() && --it->second == 0) per_origin_.erase(it);
+  }
+}
+
+Result<uint64_t> ArchiveStore::evict_lowest(const TopicId& topic, BytesView origin,
+                                            rocksdb::WriteBatch& batch) {
+  const std::string prefix = origin_prefix(topic, origin);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->Seek(prefix);
+  if (!it->status().ok()) return db_error(it->status());
+  if (!it->Valid() || !starts_with(it->key(), prefix)) return 0;
+  if (it->value().size() < 16) return corrupt("message record");
+  uint64_t arrival = get_be64(std::string_view(it->value().data(), it->value().size()), 8);
+  batch.Delete(it->key());
+  batch.Delete(arrival_key(topic, arrival));
+  return arrival;
 }
 
 void ArchiveStore::set_retention(const TopicId& topic, Retention retention) {
@@ -183,7 +218,7 @@ const Retention& ArchiveStore::retention(const TopicId& topic) const {
 
 uint64_t ArchiveStore::size(const TopicId& topic) const {
   auto it = meta_.find(topic);
-  return it == meta_.end() ? 0 : it->second.next - it->second.first;
+  return it == meta_.end() ? 0 : it->second.count;
 }
 
 bool ArchiveStore::has_topic(const TopicId& topic) {
@@ -191,7 +226,9 @@ bool ArchiveStore::has_topic(const TopicId& topic) {
 }
 
 Result<size_t> ArchiveStore::prune_topic(const TopicId& topic, Meta& meta, uint64_t end,
-                                         WallTime now, size_t max_ops, rocksdb::WriteBatch& batch) {
+                                         WallTime now, size_t max_ops, rocksdb::WriteBatch& batch,
+                                         std::vector<std::string>& removed_origins,
+                                         uint64_t deleted_arrival) {
   const Retention& r = retention(topic);
   const uint64_t max_messages = std::max<uint64_t>(r.max_messages, 1);
   const uint64_t cutoff_ms = r.max_age.count() > 0 ? to_millis(now - r.max_age) : 0;
@@ -200,20 +237,23 @@ Result<size_t> ArchiveStore::prune_topic(const TopicId& topic, Meta& meta, uint6
     std::string akey = arrival_key(topic, meta.first);
     std::string value;
     auto status = db_->Get(rocksdb::ReadOptions(), akey, &value);
-    if (status.IsNotFound()) {  // nothing there (an interrupted prune): step over it
+    if (status.IsNotFound() || meta.first == deleted_arrival) {
+      // Nothing there (an interrupted prune, an origin over its quota): step over it.
       ++meta.first;
       continue;
     }
     if (!status.ok()) return db_error(status);
     auto a = parse_arrival_value(value);
     if (!a) return corrupt("arrival record");
-    bool too_many = meta.next - meta.first > max_messages;
+    bool too_many = meta.count > max_messages;
     bool too_old = a->received_ms < cutoff_ms;
     if (!too_many && !too_old) break;
     batch.Delete(akey);
     batch.Delete(message_key(topic, as_bytes(a->origin), a->seqno));
     ++meta.first;
+    --meta.count;
     ++removed;
+    removed_origins.push_back(std::move(a->origin));
   }
   return removed;
 }
@@ -241,6 +281,7 @@ Result<bool> ArchiveStore::put(const TopicId& topic, BytesView origin, uint64_t 
   auto found = meta_.find(topic);
   Meta meta = found == meta_.end() ? Meta{} : found->second;
   const uint64_t arrival = meta.next++;
+  ++meta.count;
   const uint64_t received_ms = to_millis(received);
 
   rocksdb::WriteBatch batch;
@@ -255,8 +296,24 @@ Result<bool> ArchiveStore::put(const TopicId& topic, BytesView origin, uint64_t 
   avalue += as_string(origin);
   put_be64(avalue, seqno);
   batch.Put(arrival_key(topic, arrival), avalue);
+  // Per-origin quota first: an origin at its quota replaces its own lowest seqno.
+  const OriginKey okey{topic, as_string(origin)};
+  std::vector<std::string> removed;
+  uint64_t deleted_arrival = 0;
+  auto held = per_origin_.find(okey);
+  if (held != per_origin_.end() &&
+      held->second >= std::max<uint64_t>(retention(topic).max_messages_per_origin, 1)) {
+    auto evicted = evict_lowest(topic, origin, batch);
+    if (!evicted) return tl::unexpected(evicted.error());
+    if (*evicted != 0) {
+      --meta.count;
+      removed.push_back(okey.second);
+      deleted_arrival = *evicted;
+    }
+  }
   // The new arrival is only in `batch`, so pruning stops before it.
-  auto pruned = prune_topic(topic, meta, arrival, received, options_.max_prune_per_put, batch);
+  auto pruned = prune_topic(topic, meta, arrival, received, options_.max_prune_per_put, batch,
+                            removed, deleted_arrival);
   if (!pruned) return tl::unexpected(pruned.error());
   batch.Put(topic_prefix(kMetaTag, topic), meta_value(meta.first, meta.next));
 
@@ -265,6 +322,8 @@ Result<bool> ArchiveStore::put(const TopicId& topic, BytesView origin, uint64_t 
   status = db_->Write(wo, &batch);
   if (!status.ok()) return db_error(status);
   meta_[topic] = meta;
+  ++per_origin_[okey];
+  uncount(topic, removed);
   return true;
 }
 
@@ -278,13 +337,15 @@ Result<size_t> ArchiveStore::prune(WallTime now) {
     rocksdb::WriteBatch batch;
     // In slices, so one huge backlog does not become one huge batch.
     for (;;) {
-      auto removed = prune_topic(topic, next, next.next, now, 1024, batch);
+      std::vector<std::string> origins;
+      auto removed = prune_topic(topic, next, next.next, now, 1024, batch, origins);
       if (!removed) return tl::unexpected(removed.error());
       if (*removed == 0) break;
       batch.Put(topic_prefix(kMetaTag, topic), meta_value(next.first, next.next));
       auto status = db_->Write(wo, &batch);
       if (!status.ok()) return db_error(status);
       meta = next;
+      uncount(topic, origins);
       total += *removed;
       batch.Clear();
     }

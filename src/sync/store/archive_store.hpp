@@ -12,6 +12,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "sync/archive.hpp"
 
@@ -75,18 +77,27 @@ class ArchiveStore : public Archive {
   struct Meta {
     uint64_t first = 1;  // oldest retained arrival
     uint64_t next = 1;   // next arrival number
+    uint64_t count = 0;  // messages held (arrivals in [first, next) minus per-origin evictions)
   };
+  using OriginKey = std::pair<TopicId, std::string>;
   ArchiveStore(std::unique_ptr<rocksdb::DB> db, ArchiveOptions options);
   const Retention& retention(const TopicId& topic) const;
   Result<void> load_meta();
   // Deletes oldest arrivals of `topic` below `end` into `batch` while retention demands it.
+  // Origins of the deleted messages go to `removed` (counted down once the batch is written);
+  // deleted_arrival is already deleted in `batch`.
   Result<size_t> prune_topic(const TopicId& topic, Meta& meta, uint64_t end, WallTime now,
-                             size_t max_ops, rocksdb::WriteBatch& batch);
+                             size_t max_ops, rocksdb::WriteBatch& batch,
+                             std::vector<std::string>& removed, uint64_t deleted_arrival = 0);
+  // Deletes the lowest seqno of `origin` into `batch`; its arrival, or 0 when it holds nothing.
+  Result<uint64_t> evict_lowest(const TopicId& topic, BytesView origin, rocksdb::WriteBatch& batch);
+  void uncount(const TopicId& topic, const std::vector<std::string>& origins);
 
   std::unique_ptr<rocksdb::DB> db_;
   ArchiveOptions options_;
   std::map<TopicId, Meta> meta_;
   std::map<TopicId, Retention> retention_;
+  std::map<OriginKey, uint64_t> per_origin_;  // messages held per (topic, origin); from a scan
 };
 
 }  // namespace p2pmq::sync

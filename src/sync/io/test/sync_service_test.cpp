@@ -558,6 +558,35 @@ TEST_F(SyncServiceTest, MalformedRequestResetsTheStreamAndOthersAreStillServed) 
   });
 }
 
+// Finding 6: the archive write queue is bounded in bytes as well as in count.
+TEST_F(SyncServiceTest, StoreQueueIsBoundedInBytes) {
+  auto& archive = memory_archive();
+  SyncServiceConfig config;
+  config.max_pending_store_bytes = 100;
+  Node& server = make_node(&archive, config);
+  run([&]() -> Task<void> {
+    Counter done(io.get_executor());
+    std::vector<Result<bool>> results;
+    auto record = [&](Result<bool> r) {
+      results.push_back(std::move(r));
+      done.bump();
+    };
+    // Queued back to back: completions come through the io thread, after this returns.
+    server.sync.store("t", Bytes{1}, 1, Bytes(60, 'a'), WallClock::now(), record);
+    EXPECT_EQ(server.sync.pending_store_bytes(), 60u);
+    server.sync.store("t", Bytes{1}, 2, Bytes(60, 'b'), WallClock::now(), record);
+    EXPECT_EQ(server.sync.pending_store_bytes(), 60u);  // refused
+    bool both = co_await done.wait_for(2);
+    CO_ASSERT(both);
+    size_t refused = std::count_if(results.begin(), results.end(), [](const auto& r) {
+      return !r && r.error().code == Errc::limit_exceeded;
+    });
+    EXPECT_EQ(refused, 1u);
+    EXPECT_EQ(server.sync.pending_store_bytes(), 0u);
+    EXPECT_EQ(archive.size("t"), 1u);
+  });
+}
+
 // Finding 8: over the rate, an archive is busy; the requester is not penalised for it.
 TEST_F(SyncServiceTest, OverRateRequestsAreAnsweredBusyWithoutPenalty) {
   auto& archive = memory_archive();
@@ -693,7 +722,7 @@ TEST_F(SyncServiceTest, FetchRangeCompletesFromTheSecondArchiveWhenTheFirstDiesM
 TEST_F(SyncServiceTest, FetchRangeAsksTheNextArchiveForWhatTheFirstLacks) {
   auto& empty = memory_archive();
   auto& partial = memory_archive();
-  auto& full = memory_archive(Retention{100'000, {}});
+  auto& full = memory_archive(Retention{100'000, {}, 100'000});
   Publisher p, other;
   other.fill(empty, "other", 1, 5);  // a different topic: UNKNOWN_TOPIC
   p.fill(partial, "t", 1, 1000);

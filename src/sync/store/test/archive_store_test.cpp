@@ -110,6 +110,32 @@ TEST(ArchiveStore, RetentionByCountOnPut) {
   EXPECT_EQ(store->size("big"), 10u);
 }
 
+// Finding 6: one publisher flooding a topic replaces its own messages, not the others'.
+TEST(ArchiveStore, PerOriginQuotaKeepsOtherOriginsHistory) {
+  TempDir dir;
+  ArchiveOptions options;
+  options.retention = Retention{10, {}, 4};
+  auto store = open_store(dir, options);
+  for (uint64_t s = 1; s <= 5; ++s) ASSERT_TRUE(store->put("t", Bytes{1}, s, body(1, s), w0));
+  for (uint64_t s = 1; s <= 1000; ++s) ASSERT_TRUE(store->put("t", Bytes{9}, s, body(9, s), w0));
+  // The honest origin keeps its newest 4 (its own quota), the flooder only its newest 4.
+  EXPECT_EQ(seqnos(*store->range("t", Bytes{1}, 1, 10, 1 << 20)),
+            (std::vector<uint64_t>{2, 3, 4, 5}));
+  EXPECT_EQ(seqnos(*store->range("t", Bytes{9}, 1, 1000, 1 << 20)),
+            (std::vector<uint64_t>{997, 998, 999, 1000}));
+  EXPECT_EQ(store->size("t"), 8u);
+  auto latest = store->latest("t", 100, 1 << 20);
+  EXPECT_EQ(latest->messages.size(), 8u);
+  // Counts survive a reopen, and the topic-wide bound still applies, oldest arrival first.
+  ASSERT_TRUE(store->close());
+  store = open_store(dir, options);
+  EXPECT_EQ(store->size("t"), 8u);
+  for (uint8_t o = 2; o <= 4; ++o) ASSERT_TRUE(store->put("t", Bytes{o}, 1, body(o, 1), w0));
+  EXPECT_EQ(store->size("t"), 10u);
+  EXPECT_EQ(seqnos(*store->range("t", Bytes{1}, 1, 10, 1 << 20)), (std::vector<uint64_t>{3, 4, 5}));
+  EXPECT_EQ(store->size("t"), 10u);
+}
+
 TEST(ArchiveStore, RetentionByAgeOnPutAndPrune) {
   TempDir dir;
   ArchiveOptions options;
