@@ -637,7 +637,15 @@ int run_agent(AgentOptions options) {
     control = std::make_unique<StdioControl>(node, gossip, kad, discovery, backend);
     asio::co_spawn(io, control->run(stop), asio::detached);
   }
-  io.run();
+  // A handler that throws must not take the agent down (finding 20): log it and go on.
+  for (;;) {
+    try {
+      io.run();
+      break;
+    } catch (const std::exception& e) {
+      spdlog::error("io: unexpected exception (the agent keeps running): {}", e.what());
+    }
+  }
   // gRPC threads may still post to the io context: stop them before it goes away.
   if (api_server) api_server->stop();
   validation.reset();

@@ -671,6 +671,8 @@ const Fields<ResourcesConfig>& resources_fields() {
     f.push_back(uint_field("max_peer_store_peers", &R::max_peer_store_peers));
     f.push_back(uint_field("max_addrs_per_peer", &R::max_addrs_per_peer));
     f.push_back(duration_field("address_ttl", &R::address_ttl));
+    f.push_back(uint_field("max_session_output", &R::max_session_output));
+    f.push_back(uint_field("max_pending_pongs", &R::max_pending_pongs));
     return f;
   }();
   return fields;
@@ -1209,7 +1211,9 @@ Result<void> validate_impl(const AgentConfig& c) {
       {"handshakes_per_loopback_ip", rl.handshakes_per_loopback_ip},
       {"negotiations_per_peer", rl.negotiations_per_peer},
       {"max_peer_store_peers", c.resources.max_peer_store_peers},
-      {"max_addrs_per_peer", c.resources.max_addrs_per_peer}};
+      {"max_addrs_per_peer", c.resources.max_addrs_per_peer},
+      {"max_session_output", c.resources.max_session_output},
+      {"max_pending_pongs", c.resources.max_pending_pongs}};
   for (const auto& [name, value] : resource_minimums)
     if (value == 0) return bad_value(std::string("resources.") + name, "must be >= 1", "0");
   if (rl.peer.memory > rl.system.memory)

@@ -53,10 +53,12 @@ struct LimitsConfig {
 // bounds (the `resources:` section).
 struct ResourcesConfig {
   host::ResourceLimits limits;
-  std::chrono::milliseconds write_timeout{10000};    // HostConfig::write_timeout
-  size_t max_peer_store_peers = 10000;               // HostConfig::max_peer_store_peers
-  size_t max_addrs_per_peer = 32;                    // HostConfig::max_addrs_per_peer
+  std::chrono::milliseconds write_timeout{10000};      // HostConfig::write_timeout
+  size_t max_peer_store_peers = 10000;                 // HostConfig::max_peer_store_peers
+  size_t max_addrs_per_peer = 32;                      // HostConfig::max_addrs_per_peer
   std::chrono::milliseconds address_ttl{3600 * 1000};  // HostConfig::address_ttl
+  size_t max_session_output = 1 << 20;                 // HostConfig::upgrade.yamux.max_output
+  size_t max_pending_pongs = 16;  // HostConfig::upgrade.yamux.max_pending_pongs
 };
 
 // Per-topic overrides (the `topics:` section). Unset fields take the gossip-wide value.
@@ -242,6 +244,8 @@ void apply_resources(const ResourcesConfig& r, HostConfig& h) {
   h.max_peer_store_peers = r.max_peer_store_peers;
   h.max_addrs_per_peer = r.max_addrs_per_peer;
   h.address_ttl = r.address_ttl;
+  h.upgrade.yamux.max_output = r.max_session_output;
+  h.upgrade.yamux.max_pending_pongs = r.max_pending_pongs;
 }
 
 // api::ApiConfig.

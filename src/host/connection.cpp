@@ -282,10 +282,11 @@ void Connection::dispatch_events() {
             auto scope = stream_scope(Direction::inbound);
             if (!scope) {
               if (stream_refusals.allow(Clock::now()))
-                spdlog::warn("conn {} with {}: refusing inbound stream: {} ({} similar lines "
-                             "suppressed)",
-                             id_, info_.remote_peer.to_string(), scope.error().message,
-                             stream_refusals.suppressed());
+                spdlog::warn(
+                    "conn {} with {}: refusing inbound stream: {} ({} similar lines "
+                    "suppressed)",
+                    id_, info_.remote_peer.to_string(), scope.error().message,
+                    stream_refusals.suppressed());
               mux_.reset(e.id);
               return;
             }
@@ -415,10 +416,11 @@ Task<void> Connection::write_loop() {
                              timer.async_wait(asio::redirect_error(asio::use_awaitable, timer_ec)));
       if (which.index() == 1) {
         if (connection_refusals.allow(Clock::now()))
-          spdlog::warn("conn {} with {}: write timed out after {} ms: closing ({} similar lines "
-                       "suppressed)",
-                       id_, info_.remote_peer.to_string(), write_timeout_.count(),
-                       connection_refusals.suppressed());
+          spdlog::warn(
+              "conn {} with {}: write timed out after {} ms: closing ({} similar lines "
+              "suppressed)",
+              id_, info_.remote_peer.to_string(), write_timeout_.count(),
+              connection_refusals.suppressed());
         finish("write timed out");
         co_return;
       }

@@ -65,9 +65,11 @@ Host::Host(asio::io_context& io, crypto::PrivateKey identity, HostConfig config)
       config_(std::move(config)) {
   // The older limits keys bound the same things: the smaller value wins.
   auto& r = config_.resources;
-  r.transient.streams_inbound = std::min(r.transient.streams_inbound, config_.max_negotiating_streams);
+  r.transient.streams_inbound =
+      std::min(r.transient.streams_inbound, config_.max_negotiating_streams);
   r.peer.connections = std::min(r.peer.connections, config_.max_connections_per_peer);
-  r.system.connections_inbound = std::min(r.system.connections_inbound, config_.max_inbound_connections);
+  r.system.connections_inbound =
+      std::min(r.system.connections_inbound, config_.max_inbound_connections);
   r.system.connections_outbound =
       std::min(r.system.connections_outbound, config_.max_outbound_connections);
   rcmgr_ = std::make_shared<ResourceManager>(config_.resources);
@@ -113,8 +115,7 @@ std::vector<Multiaddr> Host::listen_addrs() const {
   return out;
 }
 
-void Host::handle(const std::string& protocol, StreamHandler handler,
-                  const std::string& service) {
+void Host::handle(const std::string& protocol, StreamHandler handler, const std::string& service) {
   handlers_[protocol] = std::move(handler);
   if (!service.empty()) rcmgr_->set_service(protocol, service);
 }
@@ -378,8 +379,8 @@ Task<Result<std::shared_ptr<Connection>>> Host::dial(const Multiaddr& addr,
   auto remote = socket.remote_endpoint(ec);
   if (ec) co_return fail(Errc::io, "dial " + addr.to_string() + ": " + ec.message());
   auto scope = rcmgr_->open_connection(Direction::outbound, ip_of(remote));
-  if (!scope) co_return fail(Errc::limit_exceeded, "dial " + addr.to_string() + ": " +
-                                                       scope.error().message);
+  if (!scope)
+    co_return fail(Errc::limit_exceeded, "dial " + addr.to_string() + ": " + scope.error().message);
   auto rcmgr = rcmgr_;
 
   auto upgrade_config = config_.upgrade;
@@ -476,8 +477,8 @@ Task<void> Host::serve_stream(std::shared_ptr<Stream> stream) {
   if (!protocol) {
     if (negotiation_failures.allow(Clock::now()))
       spdlog::info("stream from {}: negotiation failed: {} ({} similar lines suppressed)",
-                   stream->remote_peer().to_string(),
-                   escape_for_log(protocol.error().to_string()), negotiation_failures.suppressed());
+                   stream->remote_peer().to_string(), escape_for_log(protocol.error().to_string()),
+                   negotiation_failures.suppressed());
     stream->reset();
     co_return;
   }
@@ -507,8 +508,8 @@ Task<Result<std::shared_ptr<Stream>>> Host::new_stream(const std::shared_ptr<Con
                             sleep_for(io_.get_executor(), config_.negotiation_timeout));
   if (selected.index() == 1) {
     (*stream)->reset();
-    co_return fail(Errc::timeout, "protocol negotiation with " +
-                                      conn->remote_peer().to_string() + " timed out");
+    co_return fail(Errc::timeout,
+                   "protocol negotiation with " + conn->remote_peer().to_string() + " timed out");
   }
   auto& protocol = std::get<0>(selected);
   if (!protocol) {
@@ -564,7 +565,7 @@ bool dialable_from_peer(const Multiaddr& addr, bool allow_loopback) {
   if (ip.is_loopback()) return allow_loopback;
   if (ip.is_v4()) {
     auto b = ip.to_v4().to_bytes();
-    if (b[0] == 169 && b[1] == 254) return false;  // link-local
+    if (b[0] == 169 && b[1] == 254) return false;                                // link-local
     if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255) return false;  // broadcast
     return true;
   }
@@ -632,7 +633,8 @@ void Host::prune_peer_store(Clock::time_point now) {
       expiry.erase(e);
       return true;
     });
-    if (info.addrs.size() > config_.max_addrs_per_peer) info.addrs.resize(config_.max_addrs_per_peer);
+    if (info.addrs.size() > config_.max_addrs_per_peer)
+      info.addrs.resize(config_.max_addrs_per_peer);
     if (!connected && info.addrs.empty()) {
       addr_expiry_.erase(peer);
       last_heard_.erase(peer);

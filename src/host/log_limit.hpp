@@ -12,7 +12,8 @@ namespace p2pmq::host {
 class LogLimit {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
-  explicit LogLimit(size_t burst = 10, std::chrono::milliseconds interval = std::chrono::seconds(10))
+  explicit LogLimit(size_t burst = 10,
+                    std::chrono::milliseconds interval = std::chrono::seconds(10))
       : burst_(burst), interval_(interval) {}
 
   // True: log this one. `suppressed()` then tells how many were dropped before it.

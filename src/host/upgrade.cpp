@@ -2,6 +2,8 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include <random>
+
 #include "net/multistream.hpp"
 
 namespace p2pmq::host {
@@ -141,7 +143,13 @@ Task<Result<std::shared_ptr<Connection>>> run_upgrade(tcp::socket& socket, bool 
   if (ec) co_return fail(Errc::io, "local endpoint: " + ec.message());
   info.remote_addr = to_multiaddr(remote);
   info.local_addr = to_multiaddr(local);
-  yamux::Session mux(initiator, config.yamux, Clock::now());
+  auto yamux_config = config.yamux;
+  if (yamux_config.ping_seed == 0) {
+    // Keep-alive ping values the remote cannot predict (it must read our pings to answer).
+    std::random_device os;
+    yamux_config.ping_seed = (uint64_t{os()} << 32) | os();
+  }
+  yamux::Session mux(initiator, yamux_config, Clock::now());
   co_return std::make_shared<Connection>(std::move(socket), std::move(session), std::move(mux),
                                          std::move(info), std::move(early),
                                          config.yamux.max_streams);

@@ -141,12 +141,13 @@ Task<Result<IdentifyInfo>> Identify::request(std::shared_ptr<host::Connection> c
   using namespace host::asio::experimental::awaitable_operators;
   host::asio::steady_timer timer(host_.executor(), kIdentifyTimeout);
   boost::system::error_code ec;
-  auto raced = co_await (host::read_length_prefixed(**stream, kMaxIdentifyMessage) ||
-                         timer.async_wait(host::asio::redirect_error(host::asio::use_awaitable, ec)));
+  auto raced =
+      co_await (host::read_length_prefixed(**stream, kMaxIdentifyMessage) ||
+                timer.async_wait(host::asio::redirect_error(host::asio::use_awaitable, ec)));
   if (raced.index() == 1) {
     (*stream)->reset();
-    co_return fail(Errc::timeout, "identify: " + conn->remote_peer().to_string() +
-                                      " did not answer in time");
+    co_return fail(Errc::timeout,
+                   "identify: " + conn->remote_peer().to_string() + " did not answer in time");
   }
   auto& message = std::get<0>(raced);
   if (!message) co_return tl::unexpected(message.error());

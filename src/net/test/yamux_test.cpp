@@ -633,7 +633,6 @@ TEST(Yamux, SessionIsMovable) {
   EXPECT_TRUE(b.has_output());
 }
 
-
 // Finding 1 (docs/security.md): a peer that grants a huge window and never reads cannot make
 // the session's output grow past max_output; the rest waits in the bounded send buffer.
 TEST(Yamux, OutputIsBoundedWhenThePeerGrantsAHugeWindow) {
