@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/varint.hpp"
+#include "host/local_addresses.hpp"
 #include "host/log_limit.hpp"
 #include "net/multistream.hpp"
 
@@ -113,6 +114,10 @@ std::vector<Multiaddr> Host::listen_addrs() const {
     if (!ec) out.push_back(to_multiaddr(endpoint));
   }
   return out;
+}
+
+std::vector<Multiaddr> Host::advertised_addrs() const {
+  return announce_addrs(listen_addrs(), local_addresses());
 }
 
 void Host::handle(const std::string& protocol, StreamHandler handler, const std::string& service) {

@@ -68,6 +68,9 @@ class Host {
   const crypto::PrivateKey& identity() const { return identity_; }
   // Bound addresses, port 0 resolved; without /p2p/.
   std::vector<Multiaddr> listen_addrs() const;
+  // What peers are told (identify, DHT): the listen addresses with 0.0.0.0 and :: expanded to
+  // this machine's addresses of that family (announce_addrs), never the unspecified ones.
+  std::vector<Multiaddr> advertised_addrs() const;
   asio::any_io_executor executor() { return io_.get_executor(); }
 
   // `service` groups protocols under one resource scope ("pubsub", "dht", ...).

@@ -96,7 +96,7 @@ Bytes Identify::build_message(const host::Connection& conn) const {
   msg.set_agentversion(agent_version_);
   Bytes key = host_.identity().public_key().encode();
   msg.set_publickey(std::string(as_string(key)));
-  for (const auto& a : host_.listen_addrs()) {
+  for (const auto& a : host_.advertised_addrs()) {
     Bytes b = a.bytes();
     msg.add_listenaddrs(std::string(as_string(b)));
   }

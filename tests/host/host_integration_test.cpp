@@ -267,6 +267,32 @@ TEST_F(HostTest, DialingTheWrongPeerIdFailsWithPeerIdMismatch) {
   });
 }
 
+// ---------------------------------------------------------------- advertised addresses
+
+// H3 (wire review): a host listening on 0.0.0.0 tells peers (identify, DHT) this machine's
+// addresses, never 0.0.0.0 itself, which a peer would then dial.
+TEST_F(HostTest, UnspecifiedListenAddressIsAdvertisedAsTheMachinesAddresses) {
+  HostConfig config;
+  config.listen = {*Multiaddr::parse("/ip4/0.0.0.0/tcp/0")};
+  host::Host any(io, crypto::PrivateKey::generate(), config);
+  ASSERT_TRUE(any.start());
+  auto port = any.listen_addrs().at(0).tcp_target().value().port;
+  auto advertised = any.advertised_addrs();
+  ASSERT_FALSE(advertised.empty());
+  bool loopback = false;
+  for (const auto& a : advertised) {
+    auto t = a.tcp_target();
+    ASSERT_TRUE(t) << a.to_string();
+    EXPECT_NE(t->host, "0.0.0.0") << a.to_string();
+    EXPECT_EQ(t->port, port) << a.to_string();
+    loopback |= t->host == "127.0.0.1";
+  }
+  EXPECT_TRUE(loopback);  // every machine has lo up
+  // A specific listen address is advertised as it is.
+  Node& plain = make_node();
+  EXPECT_EQ(plain.host.advertised_addrs(), plain.host.listen_addrs());
+}
+
 // ---------------------------------------------------------------- limits
 
 TEST_F(HostTest, MaxInboundConnectionsRefusesTheExtraConnection) {

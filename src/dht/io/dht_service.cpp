@@ -177,7 +177,7 @@ void DhtService::remember_addrs(const KadPeer& peer) {
 }
 
 std::vector<Multiaddr> DhtService::addrs_of(const PeerId& peer) const {
-  if (peer == host_.peer_id()) return host_.listen_addrs();
+  if (peer == host_.peer_id()) return host_.advertised_addrs();
   auto it = host_.peer_store().find(peer);
   std::vector<Multiaddr> addrs;
   if (it != host_.peer_store().end()) addrs = dialable(it->second.addrs);
@@ -390,7 +390,7 @@ Task<size_t> DhtService::provide(Bytes key) {
   if (dht_.mode() != Mode::client) (void)dht_.providers().add(key, host_.peer_id(), {}, now());
   auto result = co_await drive(dht_.find_node(key, now()));
   if (!*alive) co_return 0;
-  auto message = dht_.add_provider_message(key, host_.listen_addrs());
+  auto message = dht_.add_provider_message(key, host_.advertised_addrs());
   size_t sent = 0;
   for (const auto& p : result.closest) {
     auto r = co_await send(p.id, message, false);

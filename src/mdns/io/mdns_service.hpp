@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "host/host.hpp"
+#include "host/local_addresses.hpp"
 #include "mdns/mdns.hpp"
 
 namespace p2pmq::mdns {
@@ -43,20 +44,10 @@ struct ServiceStats {
   uint64_t dial_failures = 0;
 };
 
-// One address of an interface that is up.
-struct LocalAddress {
-  std::string interface;
-  boost::asio::ip::address address;
-  bool loopback = false;
-  bool multicast = false;
-};
-std::vector<LocalAddress> local_addresses();  // getifaddrs(3)
-
-// What to announce for these listen addresses: an unspecified IP (0.0.0.0, ::) becomes every
-// local address of its family (IPv6 link-local left out: a multiaddr carries no zone); loopback
-// addresses go last; duplicates are dropped.
-std::vector<Multiaddr> announce_addrs(const std::vector<Multiaddr>& listen,
-                                      const std::vector<LocalAddress>& locals);
+// The host's local addresses and the expansion of unspecified listen addresses (host/).
+using host::announce_addrs;
+using host::local_addresses;
+using host::LocalAddress;
 
 class MdnsService {
  public:
