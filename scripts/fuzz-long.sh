@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Long fuzzing runs (issue 10: every target >= 10 M executions without a finding), outside the
 # test suite, which keeps its short pass. For each target (all, or those named):
-#   runs it for RUNS executions or MAX_SECONDS, whichever comes first, from its committed corpus
-#   (fuzz/corpus/<name>) plus what earlier long runs found (build/fuzz/long/<name>);
-#   then merges the new inputs into fuzz/corpus/<name> (libFuzzer -merge=1: only inputs that
-#   add coverage), so the committed corpus grows with what the run learned;
+#   runs it for RUNS executions or MAX_SECONDS, whichever comes first, from its committed seeds
+#   (fuzz/corpus/<name>, hand-made and valid) and long-run corpus (fuzz/corpus-long/<name>);
+#   then merges the new inputs into fuzz/corpus-long/<name> (libFuzzer -merge=1: only inputs
+#   that add coverage), so the committed corpus grows with what the run learned;
 #   and prints one line per target: executions, seconds, corpus size, and "finding" if libFuzzer
 #   stopped on a crash, leak or timeout (the reproducer is left in build/fuzz/long/).
 #   scripts/fuzz-long.sh [target...]      RUNS=10000000 MAX_SECONDS=3600 JOBS=1
@@ -22,13 +22,14 @@ fi
 status=0
 for t in "${targets[@]}"; do
   work=build/fuzz/long/$t
-  corpus=fuzz/corpus/$t
-  mkdir -p "$work/queue" "$corpus"
+  seeds=fuzz/corpus/$t
+  corpus=fuzz/corpus-long/$t
+  mkdir -p "$work/queue" "$corpus" "$seeds"
   log=$work/run.log
   start=$(date +%s)
   ( cd "$work" && ASAN_OPTIONS=detect_leaks=1 nice -n 19 "../../fuzz/fuzz_$t" -runs="$RUNS" \
       -max_total_time="$MAX_SECONDS" -max_len=70000 -rss_limit_mb=2048 -print_final_stats=1 \
-      queue "../../../../$corpus" ) >"$log" 2>&1
+      queue "../../../../$corpus" "../../../../$seeds" ) >"$log" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))
   execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
