@@ -66,7 +66,7 @@ struct ResourceLimits {
   size_t handshakes_per_ip = 4;
   size_t handshakes_per_loopback_ip = 64;
   // Inbound streams of one peer still choosing a protocol.
-  size_t negotiations_per_peer = 16;
+  size_t negotiations_per_peer = 64;  // js-libp2p opens 64 at once in its echo test
 };
 
 // One scope's use next to its limits (`p2pmq status`, tests).
