@@ -274,8 +274,9 @@ TEST(AgentConfigErrors, WrongType) {
   EXPECT_THAT(error_of("data_dir:\n"),
               HasSubstr("data_dir: expected a string, got an empty value"));
   EXPECT_THAT(error_of("- a\n- b\n"), HasSubstr("(top level): expected a map of keys"));
-  EXPECT_THAT(error_of("gossip:\n  message_id_fn: sha1\n"),
-              HasSubstr("gossip.message_id_fn: expected p2pmq, stock, content or rust, got 'sha1'"));
+  EXPECT_THAT(
+      error_of("gossip:\n  message_id_fn: sha1\n"),
+      HasSubstr("gossip.message_id_fn: expected p2pmq, stock, content or rust, got 'sha1'"));
 }
 
 TEST(AgentConfigErrors, BadDuration) {
