@@ -34,22 +34,11 @@
 // by pid.
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
-import { cpuTicks, gossipArgv, killAll, now, startNode, vmHwmKiB, CLK_TCK } from './gossip-nodes.mjs'
+import { cpuTicks, gossipArgv, killAll, now, startNode, vmHwmKiB, CLK_TCK, cliOptions } from './gossip-nodes.mjs'
 
 const TOPIC = 'p2pmq/bench/gossip'
 
-function opt (name, dflt) {
-  const i = process.argv.indexOf(`--${name}`)
-  return i < 0 ? dflt : process.argv[i + 1]
-}
-function intOpt (name, dflt) {
-  const v = Number(opt(name, dflt))
-  if (!Number.isSafeInteger(v) || v <= 0) {
-    process.stderr.write(`bench-gossip.mjs: --${name} needs a positive integer\n`)
-    process.exit(2)
-  }
-  return v
-}
+const { opt, intOpt } = cliOptions('bench-gossip.mjs')
 
 const IMPLS = opt('impl', 'cpp,js').split(',')
 const N = intOpt('nodes', 10)

@@ -24,23 +24,12 @@
 // killed by pid; loopback only.
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
-import { gossipArgv, killAll, now, startNode } from './gossip-nodes.mjs'
+import { gossipArgv, killAll, now, startNode, cliOptions } from './gossip-nodes.mjs'
 
 const TOPIC = 'p2pmq/bench/mixed'
 const OFFSETS = [1, 3, 5]
 
-function opt (name, dflt) {
-  const i = process.argv.indexOf(`--${name}`)
-  return i < 0 ? dflt : process.argv[i + 1]
-}
-function intOpt (name, dflt) {
-  const v = Number(opt(name, dflt))
-  if (!Number.isSafeInteger(v) || v <= 0) {
-    process.stderr.write(`bench-mixed.mjs: --${name} needs a positive integer\n`)
-    process.exit(2)
-  }
-  return v
-}
+const { opt, intOpt } = cliOptions('bench-mixed.mjs')
 
 const NETWORKS = opt('networks', 'cpp,go,rust,js,cpp+go,cpp+rust,cpp+go+rust+js').split(',')
 const MSGID = opt('msgid', 'p2pmq')

@@ -113,3 +113,20 @@ export function vmHwmKiB (pid) {
   } catch { return null }
 }
 
+
+// --name VALUE options of a benchmark script; intOpt exits 2 unless the value is a positive integer.
+export function cliOptions (script) {
+  const opt = (name, dflt) => {
+    const i = process.argv.indexOf(`--${name}`)
+    return i < 0 ? dflt : process.argv[i + 1]
+  }
+  const intOpt = (name, dflt) => {
+    const v = Number(opt(name, dflt))
+    if (!Number.isSafeInteger(v) || v <= 0) {
+      process.stderr.write(`${script}: --${name} needs a positive integer\n`)
+      process.exit(2)
+    }
+    return v
+  }
+  return { opt, intOpt }
+}
