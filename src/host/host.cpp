@@ -78,6 +78,8 @@ Host::Host(asio::io_context& io, crypto::PrivateKey identity, HostConfig config)
 
 Host::~Host() {
   in_flight_->alive = false;
+  boost::system::error_code ec;
+  for (auto& a : acceptors_) a->close(ec);
   abort_upgrades_.notify();
   for (auto& [peer, conn] : connections_) conn->close("host destroyed");
 }
@@ -171,10 +173,14 @@ void Host::disconnect(const crypto::PeerId& peer, const std::string& reason) {
 }
 
 Task<void> Host::accept_loop(std::shared_ptr<tcp::acceptor> acceptor) {
-  while (!stopping_ && acceptor->is_open()) {
+  // A host destroyed while an accept is pending: the aborted accept resumes this loop after
+  // `this` is gone, so look at nothing of the host before checking it is alive.
+  auto in_flight = in_flight_;
+  while (in_flight->alive && !stopping_ && acceptor->is_open()) {
     boost::system::error_code ec;
     tcp::socket socket =
         co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (!in_flight->alive) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) co_return;
       spdlog::warn("accept: {}", ec.message());

@@ -41,6 +41,8 @@ Session::Session(bool is_client, Config config, TimePoint now)
   config_.max_window = std::max(config_.max_window, config_.initial_window);
   config_.max_frame = std::clamp<size_t>(config_.max_frame, 1, 16 * 1024 * 1024);
   config_.max_send_buffer = std::max<size_t>(config_.max_send_buffer, 1);
+  config_.max_send_buffer_total =
+      std::max<size_t>(config_.max_send_buffer_total, config_.max_send_buffer);
   config_.max_output = std::max<size_t>(config_.max_output, kHeaderSize + config_.max_frame);
   ping_rng_ = config_.ping_seed;
   next_ping_ = now + config_.keepalive_interval;
@@ -95,14 +97,28 @@ void Session::flush(StreamId id, Stream& s) {
       s.send_off = 0;
     }
   }
-  if (s.blocked && s.buffered() < config_.max_send_buffer) {
+  if (s.blocked && s.buffered() < config_.max_send_buffer && !send_buffer_full_) {
     s.blocked = false;
     events_.emplace_back(StreamWritable{id});
   }
+  wake_if_send_buffer_room();
   if (s.fin_requested && !s.fin_sent && s.buffered() == 0) {
     put_header(kTypeWindowUpdate, take_ack(s) | kFlagFin, id, 0);
     s.fin_sent = true;
     maybe_release(id, s);
+  }
+}
+
+// Once the streams' buffers together have room again, every stream refused for the total may
+// write (each stream refused for its own buffer is woken by its flush).
+void Session::wake_if_send_buffer_room() {
+  if (!send_buffer_full_ || send_buffered_ >= config_.max_send_buffer_total / 2) return;
+  send_buffer_full_ = false;
+  for (auto& [sid, stream] : streams_) {
+    if (stream.blocked && stream.buffered() < config_.max_send_buffer) {
+      stream.blocked = false;
+      events_.emplace_back(StreamWritable{sid});
+    }
   }
 }
 
@@ -214,6 +230,7 @@ void Session::release(StreamId id) {
   window_growth_total_ -= it->second.growth;
   send_buffered_ -= it->second.buffered();
   streams_.erase(it);
+  wake_if_send_buffer_room();
 }
 
 void Session::push_data_event(StreamId id, const uint8_t* data, size_t n) {
@@ -261,7 +278,9 @@ size_t Session::write(StreamId id, BytesView data) {
   }
   size_t rest = data.size() - accepted;
   if (rest == 0) return accepted;
-  size_t space = config_.max_send_buffer - std::min(s->buffered(), config_.max_send_buffer);
+  size_t space = std::min(
+      config_.max_send_buffer - std::min(s->buffered(), config_.max_send_buffer),
+      config_.max_send_buffer_total - std::min(send_buffered_, config_.max_send_buffer_total));
   size_t take = std::min(rest, space);
   if (take > 0) {
     // Compact before growing so the buffer stays within about max_send_buffer.
@@ -276,7 +295,10 @@ size_t Session::write(StreamId id, BytesView data) {
     accepted += take;
     if (output_room() == 0 && s->send_window > 0) starved_ = true;
   }
-  if (take < rest) s->blocked = true;
+  if (take < rest) {
+    s->blocked = true;
+    if (send_buffered_ >= config_.max_send_buffer_total) send_buffer_full_ = true;
+  }
   return accepted;
 }
 

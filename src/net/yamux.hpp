@@ -51,6 +51,9 @@ struct Config {
   std::chrono::milliseconds ping_timeout{20000};
   // Bytes accepted by write() but not yet framed, per stream.
   size_t max_send_buffer = 1 << 20;
+  // The same over all streams: many streams written at once (an echo of 64 x 1 MiB) wait for
+  // the window instead of holding the whole of what they write.
+  size_t max_send_buffer_total = 8 << 20;
   // Ping once at start so window auto-tuning knows the RTT (go-yamux does the same); its
   // reply is due within ping_timeout like any other.
   bool measure_rtt = true;
@@ -178,6 +181,7 @@ class Session {
   uint16_t take_ack(Stream& s);
   void put_data(StreamId id, Stream& s, const uint8_t* data, size_t n);
   void flush(StreamId id, Stream& s);
+  void wake_if_send_buffer_room();
   void maybe_release(StreamId id, Stream& s);
   void release(StreamId id);
   void send_window_update(StreamId id, Stream& s);
@@ -201,8 +205,9 @@ class Session {
   StreamId highest_remote_id_ = 0;  // highest id the remote opened
   size_t unacked_outbound_ = 0;
   size_t window_growth_total_ = 0;
-  size_t send_buffered_ = 0;  // sum of the streams' buffered()
-  bool starved_ = false;      // a flush stopped at max_output: refill after the next take
+  size_t send_buffered_ = 0;       // sum of the streams' buffered()
+  bool send_buffer_full_ = false;  // write() refused bytes for max_send_buffer_total
+  bool starved_ = false;           // a flush stopped at max_output: refill after the next take
 
   Bytes out_;
   std::deque<Event> events_;
