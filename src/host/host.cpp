@@ -102,7 +102,7 @@ Result<void> Host::start() {
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return fail(Errc::io, "cannot listen on " + addr.to_string() + ": " + ec.message());
     acceptors_.push_back(acceptor);
-    asio::co_spawn(io_, accept_loop(acceptor),
+    asio::co_spawn(io_, accept_loop(acceptor, in_flight_),
                    [](std::exception_ptr e) { log_exception(e, "accept loop"); });
   }
   return {};
@@ -172,10 +172,10 @@ void Host::disconnect(const crypto::PeerId& peer, const std::string& reason) {
   for (auto& c : victims) c->close(reason);
 }
 
-Task<void> Host::accept_loop(std::shared_ptr<tcp::acceptor> acceptor) {
+Task<void> Host::accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
+                             std::shared_ptr<InFlight> in_flight) {
   // A host destroyed while an accept is pending: the aborted accept resumes this loop after
   // `this` is gone, so look at nothing of the host before checking it is alive.
-  auto in_flight = in_flight_;
   while (in_flight->alive && !stopping_ && acceptor->is_open()) {
     boost::system::error_code ec;
     tcp::socket socket =

@@ -114,7 +114,11 @@ class Host {
 
  private:
   struct PendingDial;
-  Task<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor);
+  struct InFlight;
+  // `in_flight` is passed, not read from the host: the loop may first run after the host is
+  // gone.
+  Task<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
+                         std::shared_ptr<InFlight> in_flight);
   Task<void> handle_inbound(tcp::socket socket);
   Task<Result<std::shared_ptr<Connection>>> dial(const Multiaddr& addr,
                                                  std::optional<crypto::PeerId> expected,
