@@ -155,6 +155,10 @@ class StdioControl {
             {"duplicates", c.duplicates},
             {"ihave_sent", c.ihave_sent},
             {"iwant_served", c.iwant_served},
+            {"iwant_asked", c.iwant_asked},
+            {"ihave_received", c.ihave_received},
+            {"throttled", c.throttled},
+            {"rejected", c.rejected},
             {"broken_promises", c.broken_promises},
             {"truncated_items", gossip_.truncated_items()}});
     } else if (cmd.starts_with("dht-")) {

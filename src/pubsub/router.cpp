@@ -438,6 +438,7 @@ void Router::expire_validations(Time now) {
 std::vector<MessageId> Router::handle_ihave(const PeerId& from, PeerState& state,
                                             const std::vector<ControlIHave>& ihaves, Time now) {
   if (ihaves.empty()) return {};
+  for (const auto& ihave : ihaves) counters_.ihave_received += ihave.message_ids.size();
   if (score_.score(from, now) < thresholds_.gossip_threshold) return {};
   // Flood protection: bounded IHAVE RPCs and asked ids per peer per heartbeat.
   if (++state.ihave_rpcs > config_.max_ihave_messages) return {};
@@ -464,6 +465,7 @@ std::vector<MessageId> Router::handle_ihave(const PeerId& from, PeerState& state
     wanted.resize(room);
   }
   state.ihave_asked += wanted.size();
+  counters_.iwant_asked += wanted.size();
   return wanted;
 }
 

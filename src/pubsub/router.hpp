@@ -72,8 +72,8 @@ struct GossipsubConfig {
   // Gossip flood protection.
   size_t max_ihave_length = 5000;  // message ids taken from one IHAVE, and sent in one
   // Message ids asked from one peer per heartbeat: go answers an IWANT in one RPC, and a p2pmq
-  // receiver takes at most RpcLimits::max_messages (1000) messages from one RPC.
-  size_t max_iwant_length = 1000;
+  // receiver takes at most RpcLimits::max_messages (5000) messages from one RPC.
+  size_t max_iwant_length = 5000;
   size_t max_ihave_messages = 10;    // IHAVE RPCs accepted from one peer per heartbeat
   size_t gossip_retransmission = 3;  // IWANT replies per message and peer
   Duration iwant_followup_time = 3s;
@@ -103,7 +103,8 @@ struct GossipsubConfig {
   std::optional<std::set<TopicId>> allowed_topics;  // nullopt: any topic
 
   // Validation pipeline.
-  size_t max_pending_validations_per_topic = 1024;
+  // A whole RPC of messages fits (RpcLimits::max_messages): go answers an IWANT in one RPC.
+  size_t max_pending_validations_per_topic = 5000;
   Duration validation_timeout = 5s;
 
   uint64_t seed = 0;
@@ -152,6 +153,8 @@ struct RouterCounters {
   uint64_t graylisted_rpcs = 0;
   uint64_t subscriptions_refused = 0;
   uint64_t iwant_served = 0;
+  uint64_t iwant_asked = 0;     // message ids we asked for by IWANT
+  uint64_t ihave_received = 0;  // message ids peers offered by IHAVE
   uint64_t ihave_sent = 0;
   uint64_t broken_promises = 0;
   uint64_t idontwant_sent = 0;

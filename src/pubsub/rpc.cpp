@@ -237,9 +237,11 @@ class Packer {
   // Makes room for a top-level item of n bytes. One over max goes alone into an RPC of its own:
   // a message of a topic configured for messages over the frame limit.
   bool room(size_t n, const Counts& add) {
-    if (size_ + n > max_ || !counts_fit(add)) flush();
+    size_t control = add.subscriptions > 0 ? n : 0;
+    if (size_ + n > max_ || !counts_fit(add) || !control_fits(control)) flush();
     if (n > max_) size_ = max_;  // nothing joins it
     size_ += n;
+    control_ += control;
     count(add);
     return true;
   }
@@ -247,18 +249,20 @@ class Packer {
   bool room_control(size_t n, const Counts& add) {
     if (n + header_ > max_) return false;
     size_t need = n + (cur_.control.empty() ? header_ : 0);
-    if (size_ + need > max_ || !counts_fit(add)) {
+    if (size_ + need > max_ || !counts_fit(add) || !control_fits(need)) {
       flush();
       need = n + header_;
     }
     size_ += need;
+    control_ += need;  // an item over max_control_size alone still goes, in an RPC of its own
     count(add);
     return true;
   }
   // Adds one id of n bytes to the current RPC's last entry if it fits.
   bool extend_id(size_t n) {
-    if (size_ + n > max_ || !counts_fit({.ids = 1})) return false;
+    if (size_ + n > max_ || !counts_fit({.ids = 1}) || !control_fits(n)) return false;
     size_ += n;
+    control_ += n;
     ++counts_.ids;
     return true;
   }
@@ -284,16 +288,19 @@ class Packer {
     counts_.ids += add.ids;
     counts_.px += add.px;
   }
+  bool control_fits(size_t n) const { return n == 0 || control_ + n <= limits_.max_control_size; }
   void flush() {
     if (!cur_.empty()) out_.push_back(std::move(cur_));
     cur_ = {};
     size_ = 0;
+    control_ = 0;
     counts_ = {};
   }
 
   size_t max_, header_;
   const RpcLimits& limits_;
   size_t size_ = 0;
+  size_t control_ = 0;  // subscriptions and control, as rust-libp2p counts them
   Counts counts_;
   Rpc cur_;
   std::vector<Rpc> out_;
@@ -366,7 +373,15 @@ std::vector<Rpc> split_rpc(Rpc rpc, size_t max_size, const RpcLimits& counts) {
            r.publish.size() <= counts.max_messages && entries <= counts.max_control_messages &&
            ids <= counts.max_control_entries && px <= counts.max_px_peers;
   };
-  if (within_counts(rpc) && encode_rpc(rpc).size() <= max_size) return {std::move(rpc)};
+  auto control_size = [](const Rpc& r, size_t encoded) {
+    for (const auto& m : r.publish) encoded -= encoded_size(m);
+    return encoded;
+  };
+  if (within_counts(rpc)) {
+    size_t encoded = encode_rpc(rpc).size();
+    if (encoded <= max_size && control_size(rpc, encoded) <= counts.max_control_size)
+      return {std::move(rpc)};
+  }
   Packer p(max_size, counts);
   for (auto& s : rpc.subscriptions)
     if (p.room(subopts_size(s), {.subscriptions = 1}))

@@ -34,12 +34,16 @@ inline constexpr size_t kRpcOverhead = size_t{64} << 10;
 struct RpcLimits {
   size_t max_rpc_size = kMaxOutboundRpcSize + kRpcOverhead;  // protobuf bytes, without prefix
   size_t max_subscriptions = 1000;
-  size_t max_messages = 1000;
-  size_t max_control_entries = 5000;   // ihave + iwant + idontwant message ids, in total
+  size_t max_messages = 5000;         // rust's max_publish_messages; go answers an IWANT in one RPC
+  size_t max_control_entries = 5000;  // ihave + iwant + idontwant message ids, in total
   size_t max_control_messages = 1000;  // ihave/iwant/graft/prune/idontwant entries, in total
   size_t max_px_peers = 100;           // PeerInfo entries over all prunes (go sends <= 16)
   size_t max_topic_length = 256;
   size_t max_message_id_length = 256;
+  // Outbound only: bytes of subscriptions and control in one RPC we send. rust-libp2p fails
+  // the whole stream on an RPC over its max_control_message_size (16 KiB by default), so
+  // split_rpc cuts control there; inbound we accept up to max_rpc_size like go.
+  size_t max_control_size = 16 * 1024;
 };
 
 // What decode_rpc dropped to keep an RPC within RpcLimits.
@@ -60,7 +64,8 @@ Bytes encode_message(const Message& message);
 // Bytes a message adds to an encoded RPC (tag, length and body of the `publish` field).
 size_t encoded_size(const Message& message);
 
-// Splits `rpc` into RPCs whose encode_rpc() is at most max_size bytes and whose counts stay
+// Splits `rpc` into RPCs whose encode_rpc() is at most max_size bytes, whose subscriptions and
+// control take at most counts.max_control_size bytes, and whose counts stay
 // within `counts` (its max_rpc_size is ignored), as go-libp2p-pubsub's fragmentRPC does for
 // bytes: subscriptions and messages whole, then control entries, with IHAVE, IWANT and
 // IDONTWANT id lists cut across RPCs. Order within each kind is kept. A message larger than

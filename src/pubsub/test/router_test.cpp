@@ -378,7 +378,7 @@ TEST_F(RouterTest, IHaveFloodIsCapped) {
   EXPECT_EQ(iwants, 2u);
 }
 
-// go answers an IWANT in one RPC, and we take at most 1000 messages from one: asking for more
+// go answers an IWANT in one RPC, and we take at most 5000 messages from one: asking for more
 // in a heartbeat would lose the rest (go.test.mjs, the 3000-message burst).
 TEST_F(RouterTest, IWantAsksAtMostMaxIWantLengthPerHeartbeat) {
   make();
@@ -386,7 +386,7 @@ TEST_F(RouterTest, IWantAsksAtMostMaxIWantLengthPerHeartbeat) {
   auto p = add_peers(1)[0];
   Rpc ihave;
   ihave.control.ihave.push_back(ControlIHave{kTopic, {}});
-  for (uint32_t i = 0; i < 3000; ++i) {
+  for (uint32_t i = 0; i < 7000; ++i) {
     Bytes id(4);
     for (int b = 0; b < 4; ++b) id[size_t(b)] = uint8_t(i >> (8 * b));
     ihave.control.ihave[0].message_ids.push_back(id);

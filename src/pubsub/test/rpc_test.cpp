@@ -414,10 +414,54 @@ TEST(RpcSplit, PacksTightly) {
   // 10 KiB limit needs 4 (within a few bytes of the ideal 34000 / 10240).
   Rpc rpc;
   rpc.control.iwant = {{std::vector<MessageId>(1000, id(1, 32))}};
-  EXPECT_EQ(split_rpc(rpc, 64 * 1024).size(), 1u);
-  auto parts = split_rpc(rpc, 10 * 1024);
+  RpcLimits no_control_bound;
+  no_control_bound.max_control_size = kMaxOutboundRpcSize;
+  EXPECT_EQ(split_rpc(rpc, 64 * 1024, no_control_bound).size(), 1u);
+  auto parts = split_rpc(rpc, 10 * 1024, no_control_bound);
   EXPECT_EQ(parts.size(), 4u);
   EXPECT_EQ(total_ids(parts, &ControlMessage::iwant), 1000u);
+}
+
+// Bytes of subscriptions and control fields in an encoded RPC, counted as rust-libp2p's codec
+// does before it decodes (fields 1 and 3, tag and length included).
+size_t control_bytes(const Rpc& rpc) {
+  size_t n = encode_rpc(rpc).size();
+  for (const auto& m : rpc.publish) n -= encoded_size(m);
+  return n;
+}
+
+// rust-libp2p fails the stream on an RPC with over 16 KiB of subscriptions and control, so
+// ours stay under that however many ids and topics one heartbeat gathers; messages beside them
+// are not held to it.
+TEST(RpcSplit, SubscriptionsAndControlStayWithinRustsControlSize) {
+  Rpc rpc;
+  for (int t = 0; t < 300; ++t) rpc.subscriptions.push_back({true, "topic-" + std::to_string(t)});
+  rpc.control.ihave = {{"a", std::vector<MessageId>(2000, id(1, 46))}};
+  rpc.control.iwant = {{std::vector<MessageId>(2000, id(2, 46))}};
+  rpc.control.graft = {{"a"}, {"b"}};
+  Message big;
+  big.topic = "a";
+  big.data = Bytes(100 * 1024, 7);
+  rpc.publish = {big};
+  RpcLimits limits;
+  auto parts = split_rpc(rpc, kMaxOutboundRpcSize, limits);
+  EXPECT_GE(parts.size(), (2 * 2000 * 48) / limits.max_control_size);
+  size_t subscriptions = 0, grafts = 0, messages = 0;
+  for (const auto& p : parts) {
+    EXPECT_LE(control_bytes(p), limits.max_control_size);
+    subscriptions += p.subscriptions.size();
+    grafts += p.control.graft.size();
+    messages += p.publish.size();
+  }
+  EXPECT_EQ(subscriptions, 300u);
+  EXPECT_EQ(grafts, 2u);
+  EXPECT_EQ(messages, 1u);
+  EXPECT_EQ(total_ids(parts, &ControlMessage::ihave), 2000u);
+  EXPECT_EQ(total_ids(parts, &ControlMessage::iwant), 2000u);
+  // A small RPC is not touched.
+  Rpc small;
+  small.control.iwant = {{std::vector<MessageId>(10, id(3, 46))}};
+  EXPECT_EQ(split_rpc(small, kMaxOutboundRpcSize, limits).size(), 1u);
 }
 
 }  // namespace

@@ -28,6 +28,9 @@ import (
 // How often go-libp2p-pubsub hands us the peer scores (`scores` answers the latest).
 const scoreInspectPeriod = 500 * time.Millisecond
 
+// Room for a burst of thousands of messages in the go nodes' own queues (see newGossip).
+const burstQueueSize = 8192
+
 // ---- message ids ---------------------------------------------------------------
 
 // p2pmq's id (src/pubsub/message.hpp, MessageIdFn::p2pmq; ../msgid.mjs):
@@ -306,6 +309,11 @@ func cmdGossip(o options) error {
 		pubsub.WithRawTracer(g.mesh),
 		pubsub.WithPeerScore(p2pmqPeerScoreParams(), p2pmqThresholds()),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(g.keepScores), scoreInspectPeriod),
+		// go's defaults (32 queued validations, 32 queued RPCs per peer) drop a burst of
+		// thousands published at once inside the go nodes themselves; the burst tests look
+		// at what p2pmq does with what go holds, so the go nodes keep the whole burst.
+		pubsub.WithValidateQueueSize(burstQueueSize),
+		pubsub.WithPeerOutboundQueueSize(burstQueueSize),
 	}
 	if g.p2pmqID {
 		opts = append(opts, pubsub.WithMessageIdFn(p2pmqMsgID))
