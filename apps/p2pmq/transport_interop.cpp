@@ -120,10 +120,12 @@ void shutdown_and_stop(asio::io_context& io, host::Host& node) {
   });
 }
 
-// Ends the run with exit status 1 when the test's time is up.
+// Ends the run with exit status 1 at the test's deadline (test_timeout_seconds = `limit` after
+// the start).
 void arm_test_timeout(asio::io_context& io, host::Host& node, asio::steady_timer& timer,
-                      std::chrono::seconds limit, int& code, const char* what) {
-  timer.expires_after(limit);
+                      std::chrono::steady_clock::time_point deadline, std::chrono::seconds limit,
+                      int& code, const char* what) {
+  timer.expires_at(deadline);
   timer.async_wait([&io, &node, &code, what, limit](boost::system::error_code ec) {
     if (ec) return;  // cancelled: the test finished first
     spdlog::error("transport-interop: {} not done after test_timeout_seconds={}", what,
@@ -133,9 +135,10 @@ void arm_test_timeout(asio::io_context& io, host::Host& node, asio::steady_timer
   });
 }
 
-int run_dialer(Redis& redis, std::chrono::steady_clock::time_point deadline) {
-  auto left =
-      std::chrono::duration_cast<std::chrono::seconds>(deadline - std::chrono::steady_clock::now());
+int run_dialer(const TransportInteropConfig& cfg, Redis& redis,
+               std::chrono::steady_clock::time_point deadline) {
+  // BLPOP waits whole seconds: the time left, rounded up.
+  auto left = std::chrono::ceil<std::chrono::seconds>(deadline - std::chrono::steady_clock::now());
   auto text = redis.blpop(kListenerAddrKey, std::max(left, std::chrono::seconds{1}));
   if (!text) {
     spdlog::error("transport-interop: waiting for the listener: {}", text.error().to_string());
@@ -155,8 +158,7 @@ int run_dialer(Redis& redis, std::chrono::steady_clock::time_point deadline) {
   protocols::Ping ping(node);
   int code = 1;
   asio::steady_timer timeout(io);
-  arm_test_timeout(io, node, timeout, std::max(left, std::chrono::seconds{1}), code,
-                   "dial and ping");
+  arm_test_timeout(io, node, timeout, deadline, cfg.timeout, code, "dial and ping");
   asio::co_spawn(
       io,
       [&]() -> Task<void> {
@@ -228,9 +230,7 @@ int run_listener(const TransportInteropConfig& cfg, Redis& redis,
   // reaching the test timeout first is a failure.
   int code = 1;
   asio::steady_timer timeout(io);
-  auto left =
-      std::chrono::duration_cast<std::chrono::seconds>(deadline - std::chrono::steady_clock::now());
-  arm_test_timeout(io, node, timeout, std::max(left, std::chrono::seconds{1}), code, "listener");
+  arm_test_timeout(io, node, timeout, deadline, cfg.timeout, code, "listener");
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
@@ -306,7 +306,7 @@ int run_transport_interop() {
     spdlog::error("transport-interop: {}", redis.error().to_string());
     return 1;
   }
-  return cfg->is_dialer ? run_dialer(*redis, deadline) : run_listener(*cfg, *redis, deadline);
+  return cfg->is_dialer ? run_dialer(*cfg, *redis, deadline) : run_listener(*cfg, *redis, deadline);
 }
 
 }  // namespace p2pmq::cli
