@@ -208,6 +208,9 @@ int run_listener(const TransportInteropConfig& cfg, Redis& redis,
   host::Host node(io, crypto::PrivateKey::generate(), host_cfg);
   protocols::Identify identify(node, agent_version());
   protocols::Ping ping(node);
+  // The framework's SIGTERM may come as soon as the address is out: catch it from now on
+  // (a signal before the wait below is queued).
+  asio::signal_set signals(io, SIGINT, SIGTERM);
   if (auto r = node.start(); !r) {
     spdlog::error("transport-interop: listen on {}: {}", listen->to_string(),
                   r.error().to_string());
@@ -231,7 +234,6 @@ int run_listener(const TransportInteropConfig& cfg, Redis& redis,
   int code = 1;
   asio::steady_timer timeout(io);
   arm_test_timeout(io, node, timeout, deadline, cfg.timeout, code, "listener");
-  asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("transport-interop: signal {}: done", sig);

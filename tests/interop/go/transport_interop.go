@@ -229,6 +229,9 @@ func interopDial(ctx context.Context, rc *redisConn, deadline time.Time) error {
 }
 
 func interopListen(ctx context.Context, rc *redisConn, cfg interopConfig, deadline time.Time) error {
+	// the framework's SIGTERM may come as soon as the address is out: catch it from now on
+	sctx, stop := signalContext()
+	defer stop()
 	family := "ip4"
 	if strings.Contains(cfg.ip, ":") {
 		family = "ip6"
@@ -257,8 +260,6 @@ func interopListen(ctx context.Context, rc *redisConn, cfg interopConfig, deadli
 	logf("transport-interop: listening on %s", announced)
 	// the framework ends the listener once the dialer is done: SIGTERM is a clean end,
 	// the test timeout a failure
-	sctx, stop := signalContext()
-	defer stop()
 	select {
 	case <-sctx.Done():
 		return nil

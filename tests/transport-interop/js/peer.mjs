@@ -174,6 +174,11 @@ async function dial (cfg, redis, deadline) {
 }
 
 async function listen (cfg, redis, deadline) {
+  // the framework ends the listener once the dialer is done (SIGTERM, a clean end), maybe as
+  // soon as the address is out: catch it from now on; the test timeout is a failure
+  const { promise, resolve } = Promise.withResolvers()
+  process.once('SIGTERM', () => resolve(true))
+  process.once('SIGINT', () => resolve(true))
   const family = cfg.ip.includes(':') ? 'ip6' : 'ip4'
   const node = await makeNode([`/${family}/${cfg.ip}/tcp/0`])
   // a non-loopback address first (what a peer in another container can dial)
@@ -183,12 +188,7 @@ async function listen (cfg, redis, deadline) {
   if (announced == null) throw new Error('no listen address')
   await redis.command('RPUSH', LISTENER_ADDR_KEY, announced)
   log(`listening on ${announced}`)
-  // the framework ends the listener once the dialer is done: SIGTERM is a clean end, the
-  // test timeout a failure
-  const { promise, resolve } = Promise.withResolvers()
   const timer = setTimeout(() => resolve(false), Math.max(1, deadline - Date.now()))
-  process.once('SIGTERM', () => resolve(true))
-  process.once('SIGINT', () => resolve(true))
   const signalled = await promise
   clearTimeout(timer)
   await node.stop()
