@@ -105,6 +105,7 @@ command -v redis-cli >/dev/null 2>&1 || { echo "run.sh: redis-cli not installed"
 work=$(mktemp -d "${TMPDIR:-/tmp}/p2pmq-transport-interop.XXXXXX")
 redis_pid=""
 listener_pid=""
+dialer_pid=""
 keep_work=0
 stop_pid() {  # stop_pid PID: SIGTERM, then SIGKILL after 5 s; reaps it
   local pid=$1 i
@@ -117,6 +118,7 @@ stop_pid() {  # stop_pid PID: SIGTERM, then SIGKILL after 5 s; reaps it
   wait "$pid" 2>/dev/null
 }
 cleanup() {
+  [ -n "$dialer_pid" ] && stop_pid "$dialer_pid"
   [ -n "$listener_pid" ] && stop_pid "$listener_pid"
   [ -n "$redis_pid" ] && stop_pid "$redis_pid"
   if [ "$keep_work" = 1 ]; then echo "run.sh: logs kept in $work"; else rm -rf "$work"; fi
@@ -162,8 +164,12 @@ run_pair() {  # run_pair DIALER LISTENER
   # shellcheck disable=SC2046
   env transport=tcp security=noise muxer=yamux is_dialer=true ip=127.0.0.1 \
     redis_addr="127.0.0.1:$redis_port" test_timeout_seconds="$timeout_s" \
-    timeout -k 5 $((timeout_s + 15)) $(peer_cmd "$d") >"$work/$tag.dialer.out" 2>"$work/$tag.dialer.err"
+    timeout -k 5 $((timeout_s + 15)) $(peer_cmd "$d") >"$work/$tag.dialer.out" 2>"$work/$tag.dialer.err" &
+  # in the background: `wait` returns at once when the runner is signalled, so cleanup runs
+  dialer_pid=$!
+  wait "$dialer_pid"
   dialer_rc=$?
+  dialer_pid=""
   if kill -0 "$listener_pid" 2>/dev/null; then
     kill -TERM "$listener_pid" 2>/dev/null
     # a listener must end promptly on SIGTERM
