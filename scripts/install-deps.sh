@@ -16,6 +16,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev
   python3-grpcio python3-grpc-tools
   nodejs
+  libhiredis-dev redis-server
 )
 
 missing=()

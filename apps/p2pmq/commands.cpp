@@ -15,6 +15,7 @@
 #include "protocols/identify.hpp"
 #include "protocols/perf.hpp"
 #include "protocols/ping.hpp"
+#include "transport_interop.hpp"
 
 namespace p2pmq::cli {
 
@@ -493,6 +494,14 @@ void add_client_commands(CLI::App& app) {
   }
 }
 
+void add_transport_interop(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "transport-interop",
+      "libp2p/test-plans transport-interop ping test; configured by its environment variables "
+      "(transport, security, muxer, is_dialer, ip, redis_addr, test_timeout_seconds)");
+  cmd->callback([] { g_exit = run_transport_interop(); });
+}
+
 }  // namespace
 
 void register_commands(CLI::App& app) {
@@ -505,6 +514,7 @@ void register_commands(CLI::App& app) {
   add_dialbench(app);
   add_perf(app);
   add_agent(app);
+  add_transport_interop(app);
 }
 
 int exit_code() {

@@ -6,6 +6,8 @@
 //	go-peer identify MA [--timeout S]
 //	go-peer gossip [...]   the `p2pmq agent --stdio` line protocol (gossip.go)
 //	go-peer dht [...]      the dht commands of `p2pmq agent --stdio` (dht.go)
+//	go-peer transport-interop   libp2p/test-plans transport-interop, configured by its
+//	                            environment variables (transport_interop.go)
 //
 // TCP + Noise + Yamux only, 127.0.0.1 unless --listen says otherwise. See
 // ../README.md, "reference peers: go and rust".
@@ -58,7 +60,8 @@ const usage = `usage:
   go-peer gossip [--bootstrap MA]... [--topic T]... [--key FILE] [--listen MA]
                  [--D n --Dlo n --Dhi n --Dout n --Dscore n --Dlazy n --heartbeat-ms n --flood-publish 0|1]
                  [--msgid p2pmq|stock] [--px 0|1] [--direct MA]... [--dht off|server|client] [--dht-protocol P]
-  go-peer dht [--mode server|client] [--bootstrap MA]... [--protocol P] [--key FILE] [--listen MA] [--query-timeout S]`
+  go-peer dht [--mode server|client] [--bootstrap MA]... [--protocol P] [--key FILE] [--listen MA] [--query-timeout S]
+  go-peer transport-interop   (environment: transport security muxer is_dialer ip redis_addr test_timeout_seconds)`
 
 type usageError struct{ msg string }
 
@@ -419,6 +422,8 @@ func main() {
 		os.Exit(runClient(cmd, cmdPing, o))
 	case "identify":
 		os.Exit(runClient(cmd, cmdIdentify, o))
+	case "transport-interop":
+		os.Exit(cmdTransportInterop())
 	}
 	var run func(options) error
 	switch cmd {

@@ -14,7 +14,18 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/p2pmq/rust-target}
 # the machine is small and shared: at most 2 jobs, at low priority
 jobs=${P2PMQ_CARGO_JOBS:-2}
 cd "$here"
+# Every worktree builds the same crate into the shared target dir, and cargo names its output
+# without the source path: a build from another tree with older files looks fresh to cargo.
+# So: one build at a time (a lock held until the copy), and a rebuild whenever the sources
+# differ from the last ones built there.
+mkdir -p "$CARGO_TARGET_DIR"
+exec 9>"$CARGO_TARGET_DIR/.rust-peer-build.lock"
+flock 9
+sources=$(cat Cargo.toml Cargo.lock src/*.rs | sha256sum | cut -d' ' -f1)
+stamp="$CARGO_TARGET_DIR/.rust-peer-sources"
+[ "$(cat "$stamp" 2>/dev/null)" = "$sources" ] || touch src/main.rs
 nice cargo build --release --locked -j "$jobs"
+echo "$sources" >"$stamp"
 mkdir -p "$(dirname "$out")"
 # copy, then rename: a running test never sees a half-written binary
 cp "$CARGO_TARGET_DIR/release/rust-peer" "$out.tmp.$$"

@@ -7,6 +7,8 @@
 //!   rust-peer identify MA [--timeout S]
 //!   rust-peer gossip [...]   the `p2pmq agent --stdio` gossip line protocol
 //!   rust-peer dht [...]      its dht commands
+//!   rust-peer transport-interop   libp2p/test-plans transport-interop, configured by its
+//!                                 environment variables (transport_interop.rs)
 //!
 //! TCP + Noise + Yamux only; everything stays on loopback unless --listen says otherwise.
 
@@ -31,6 +33,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncBufReadExt;
 use tokio::time::Instant;
 
+mod transport_interop;
+
 const AGENT_VERSION: &str = "rust-libp2p/0.57.1 rust-peer";
 const PROTOCOL_VERSION: &str = "ipfs/0.1.0";
 const DEFAULT_LISTEN: &str = "/ip4/127.0.0.1/tcp/0";
@@ -51,7 +55,9 @@ const USAGE: &str = "usage:
                    [--heartbeat-ms n] [--flood-publish 0|1] [--msgid p2pmq|stock] [--px 0|1]
                    [--dht off|server|client] [--dht-protocol P]
   rust-peer dht [--mode server|client] [--bootstrap MA]... [--protocol P] [--key FILE]
-                [--listen MA] [--query-timeout S]";
+                [--listen MA] [--query-timeout S]
+  rust-peer transport-interop   (environment: transport security muxer is_dialer ip redis_addr
+                                 test_timeout_seconds)";
 
 // ---- options -----------------------------------------------------------------------
 
@@ -1085,6 +1091,7 @@ async fn real_main() -> Result<ExitCode, UsageError> {
     match cmd.as_str() {
         "listen" | "gossip" | "dht" => cmd_node(cmd, &opts).await,
         "ping" | "identify" => cmd_client(cmd, &opts).await,
+        "transport-interop" => Ok(transport_interop::cmd_transport_interop().await),
         _ => Err(UsageError(format!("unknown subcommand {cmd}"))),
     }
 }
