@@ -283,7 +283,10 @@ int run_agent(AgentOptions options) {
   // REJECT always counts against the peer that sent the message (P4).
   auto score_params = cfg.score;
   if (!score_params.default_topic) score_params.default_topic = pubsub::TopicScoreParams{};
-  pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds);
+  pubsub::ServiceConfig gossip_service;
+  gossip_service.write_stall_timeout = cfg.resources.stall_timeout;
+  pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds,
+                                  gossip_service);
   api::HoldConfig hold;
   hold.max_bytes = cfg.grpc.max_held_bytes;
   AgentBackend backend(node, gossip, hold, cfg.grpc.max_topics);

@@ -668,6 +668,7 @@ const Fields<ResourcesConfig>& resources_fields() {
           limit.children});
     }
     f.push_back(duration_field("write_timeout", &R::write_timeout));
+    f.push_back(duration_field("stall_timeout", &R::stall_timeout));
     f.push_back(uint_field("max_peer_store_peers", &R::max_peer_store_peers));
     f.push_back(uint_field("max_addrs_per_peer", &R::max_addrs_per_peer));
     f.push_back(duration_field("address_ttl", &R::address_ttl));
@@ -1223,6 +1224,9 @@ Result<void> validate_impl(const AgentConfig& c) {
   if (c.resources.write_timeout < Ms::zero())
     return bad_value("resources.write_timeout", "must be >= 0 (0: none)",
                      format_duration(c.resources.write_timeout));
+  if (c.resources.stall_timeout < Ms::zero())
+    return bad_value("resources.stall_timeout", "must be >= 0 (0: none)",
+                     format_duration(c.resources.stall_timeout));
   if (c.resources.address_ttl <= Ms::zero())
     return bad_value("resources.address_ttl", "must be > 0",
                      format_duration(c.resources.address_ttl));

@@ -54,6 +54,7 @@ struct LimitsConfig {
 struct ResourcesConfig {
   host::ResourceLimits limits;
   std::chrono::milliseconds write_timeout{10000};      // HostConfig::write_timeout
+  std::chrono::milliseconds stall_timeout{20000};      // pubsub::ServiceConfig::write_stall_timeout
   size_t max_peer_store_peers = 10000;                 // HostConfig::max_peer_store_peers
   size_t max_addrs_per_peer = 32;                      // HostConfig::max_addrs_per_peer
   std::chrono::milliseconds address_ttl{3600 * 1000};  // HostConfig::address_ttl

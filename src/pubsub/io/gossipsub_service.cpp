@@ -48,6 +48,7 @@ struct GossipsubService::Link {
   bool writing = false;
   bool in_router = false;
   bool closed = false;
+  std::optional<Time> writing_since;  // a write to `out` is under way (blocked, maybe)
   std::deque<Bytes> queue;
   size_t queued_bytes = 0;
   host::Signal ready;
@@ -326,7 +327,9 @@ Task<void> GossipsubService::write_loop(std::shared_ptr<Link> link) {
     for (const auto& q : link->queue) link->queued_bytes += q.size();
     if (link->queue_account) (void)link->queue_account->update(link->queued_bytes);
     auto stream = link->out;
+    link->writing_since = now();
     auto w = co_await stream->write(batch);
+    link->writing_since.reset();
     if (!w) {
       spdlog::debug("pubsub: writing to {}: {}", link->peer.to_string(), w.error().to_string());
       stream->reset();
@@ -348,7 +351,24 @@ Task<void> GossipsubService::timer_loop() {
     if (now() >= router_.next_deadline()) {
       router_.on_timer(now());
       drain();
+      disconnect_stalled_peers(now());
     }
+  }
+}
+
+void GossipsubService::disconnect_stalled_peers(Time now) {
+  if (service_.write_stall_timeout.count() <= 0) return;
+  std::vector<std::shared_ptr<Link>> stalled;
+  for (const auto& [peer, link] : links_)
+    if (link->writing_since && now - *link->writing_since >= service_.write_stall_timeout)
+      stalled.push_back(link);
+  for (const auto& link : stalled) {
+    ++stalled_peers_;
+    spdlog::warn("pubsub: {} took none of our RPCs for {} ms: disconnecting",
+                 link->peer.to_string(), service_.write_stall_timeout.count());
+    link->writing_since.reset();
+    if (link->out) link->out->reset();  // ends the blocked write
+    host_.disconnect(link->peer, "pubsub: peer stopped reading");
   }
 }
 

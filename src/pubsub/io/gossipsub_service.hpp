@@ -2,10 +2,12 @@
 // Binds the gossipsub router (sans-IO) to the host: one outbound stream per peer for our RPCs
 // (negotiating /meshsub/1.2.0, 1.1.0, 1.0.0 or /floodsub/1.0.0), inbound streams read into the
 // router, a timer for heartbeats, and the actions the router emits turned into IO.
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "host/host.hpp"
 #include "pubsub/router.hpp"
@@ -17,6 +19,9 @@ struct ServiceConfig {
   RpcLimits limits;  // inbound; max_rpc_size grows to fit the largest configured message
   // A slower peer loses messages and gossip beyond this (never subscriptions, GRAFT, PRUNE).
   size_t max_queued_bytes_per_peer = 8 << 20;
+  // A peer that takes none of our RPCs for this long (a write stays blocked on its yamux
+  // window) is disconnected: stopped or hostile, it only holds our buffers. 0: never.
+  std::chrono::milliseconds write_stall_timeout{20000};
 };
 
 class GossipsubService {
@@ -47,6 +52,8 @@ class GossipsubService {
   uint64_t truncated_items() const { return truncated_items_; }
   // Inbound streams reset because the same peer opened a newer one.
   uint64_t replaced_inbound_streams() const { return replaced_inbound_streams_; }
+  // Peers disconnected for taking none of our RPCs for write_stall_timeout.
+  uint64_t stalled_peers() const { return stalled_peers_; }
 
  private:
   struct Link;
@@ -58,6 +65,7 @@ class GossipsubService {
   void add_to_router(Link& link, PeerKind kind);
   void enqueue(const PeerId& peer, Rpc rpc);
   void drain();
+  void disconnect_stalled_peers(Time now);
   Time now() const { return Clock::now(); }
 
   host::Host& host_;
@@ -72,6 +80,7 @@ class GossipsubService {
   uint64_t dropped_rpcs_ = 0;
   uint64_t truncated_items_ = 0;
   uint64_t replaced_inbound_streams_ = 0;
+  uint64_t stalled_peers_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
