@@ -297,7 +297,7 @@ void run(const Options& o, size_t nodes) {
     Bytes key = topic_key(t);
     auto truth = net.closest_nodes(key, o.k);
     size_t holders = 0;
-    for (DhtNodeId n : truth) holders += !net.dht(n).providers().get(key, net.now(), 1).empty();
+    for (DhtNodeId n : truth) holders += !net.dht(n).stored_providers(key, net.now(), 1).empty();
     placement.push_back(static_cast<double>(holders) / static_cast<double>(truth.size()));
   }
   std::sort(placement.begin(), placement.end());

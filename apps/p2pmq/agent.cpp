@@ -49,8 +49,19 @@ void emit(const nlohmann::json& j) {
   std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
 }
 
+// The resource manager's non-idle scopes, for `p2pmq status` and the stdio `resources`.
+std::vector<api::ResourceScopeStatus> resource_status(const host::Host& host) {
+  std::vector<api::ResourceScopeStatus> out;
+  for (const auto& u : host.resource_usage())
+    out.push_back({u.name, u.memory, u.limits.memory, u.streams_inbound + u.streams_outbound,
+                   u.limits.streams, u.connections_inbound + u.connections_outbound,
+                   u.limits.connections, u.fds});
+  return out;
+}
+
 // Commands on stdin, one per line; answers and messages as JSON lines on stdout:
-//   sub T | unsub T | pub T DATA... | connect MULTIADDR | peers | mesh T | scores | stats
+//   sub T | unsub T | pub T DATA... | connect MULTIADDR | peers | mesh T | scores | stats |
+//   resources
 class StdioControl {
  public:
   StdioControl(host::Host& host, pubsub::GossipsubService& gossip, dht::DhtService& dht,
@@ -161,6 +172,18 @@ class StdioControl {
             {"rejected", c.rejected},
             {"broken_promises", c.broken_promises},
             {"truncated_items", gossip_.truncated_items()}});
+    } else if (cmd == "resources") {
+      nlohmann::json scopes = nlohmann::json::array();
+      for (const auto& r : resource_status(host_))
+        scopes.push_back({{"scope", r.name},
+                          {"memory", r.memory},
+                          {"memory_limit", r.memory_limit},
+                          {"streams", r.streams},
+                          {"streams_limit", r.streams_limit},
+                          {"connections", r.connections},
+                          {"connections_limit", r.connections_limit},
+                          {"fds", r.fds}});
+      emit({{"event", "resources"}, {"scopes", scopes}});
     } else if (cmd.starts_with("dht-")) {
       co_await handle_dht(cmd, arg);
     } else {
@@ -251,6 +274,14 @@ dht::DhtConfig dht_config(const agent::AgentConfig& cfg) {
   c.table.k = cfg.dht.k;
   c.query.beta = cfg.dht.beta;
   c.query.request_timeout = cfg.dht.request_timeout;
+  c.providers.max_returned = cfg.dht.k;
+  c.providers.max_providers_per_key_per_ip = cfg.dht.providers_per_key_per_ip;
+  c.providers.max_providers_per_key_per_subnet = cfg.dht.providers_per_key_per_subnet;
+  c.providers.max_records_per_ip = cfg.dht.provider_records_per_ip;
+  c.providers.max_records_per_subnet = cfg.dht.provider_records_per_subnet;
+  c.providers.max_keys_per_ip = cfg.dht.provider_keys_per_ip;
+  c.providers.max_keys_per_subnet = cfg.dht.provider_keys_per_subnet;
+  c.providers.max_addrs_per_record = cfg.dht.max_provider_addrs;
   c.query.query_timeout = cfg.dht.query_timeout;
   c.bootstrap_interval = cfg.dht.bootstrap_interval;
   c.query.max_candidates = std::max(c.query.max_candidates, c.query.k);
@@ -405,6 +436,7 @@ int run_agent(AgentOptions options) {
   }
   sync::SyncServiceConfig sc;
   sc.request_timeout = cfg.sync.request_timeout;
+  sc.inbound_request_timeout = cfg.sync.inbound_request_timeout;
   sc.max_pending_store_bytes = cfg.sync.max_pending_store_bytes;
   sc.server.requests_per_second = cfg.sync.archive_requests_per_second;
   sc.server.burst = cfg.sync.archive_burst;
@@ -521,6 +553,7 @@ int run_agent(AgentOptions options) {
                  : kad.core().mode() == dht::Mode::server ? "server"
                                                           : "bootstrapper";
     s.dht_table_size = kad.core().table().size();
+    s.resources = resource_status(node);
     std::map<std::string, std::vector<api::OriginWatermark>> marks;
     for (const auto& w : sync_agent.watermarks()) {
       auto origin = crypto::PeerId::from_bytes(w.origin);

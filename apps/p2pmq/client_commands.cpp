@@ -137,6 +137,17 @@ int run_status(const std::string& agent) {
   j["connected_peers"] = resp.connected_peers();
   j["dht_mode"] = resp.dht_mode();
   j["dht_table_size"] = resp.dht_table_size();
+  j["resources"] = nlohmann::json::array();
+  for (const auto& r : resp.resources()) {
+    j["resources"].push_back({{"scope", r.name()},
+                              {"memory", r.memory()},
+                              {"memory_limit", r.memory_limit()},
+                              {"streams", r.streams()},
+                              {"streams_limit", r.streams_limit()},
+                              {"connections", r.connections()},
+                              {"connections_limit", r.connections_limit()},
+                              {"fds", r.fds()}});
+  }
   j["topic_status"] = nlohmann::json::array();
   for (const auto& t : resp.topic_status()) {
     nlohmann::json origins = nlohmann::json::array();

@@ -955,6 +955,13 @@ const Fields<DhtSettings>& dht_fields() {
       duration_field("bootstrap_interval", &D::bootstrap_interval),
       duration_field("discovery_interval", &D::discovery_interval),
       bool_field("mdns", &D::mdns),
+      uint_field("providers_per_key_per_ip", &D::providers_per_key_per_ip),
+      uint_field("providers_per_key_per_subnet", &D::providers_per_key_per_subnet),
+      uint_field("provider_records_per_ip", &D::provider_records_per_ip),
+      uint_field("provider_records_per_subnet", &D::provider_records_per_subnet),
+      uint_field("provider_keys_per_ip", &D::provider_keys_per_ip),
+      uint_field("provider_keys_per_subnet", &D::provider_keys_per_subnet),
+      uint_field("max_provider_addrs", &D::max_provider_addrs),
   };
   return fields;
 }
@@ -994,6 +1001,7 @@ const Fields<SyncSettings>& sync_fields() {
       double_field("new_origin_burst", &S::new_origin_burst),
       uint_field("retention_messages_per_origin", &S::retention_messages_per_origin),
       uint_field("max_pending_store_bytes", &S::max_pending_store_bytes),
+      duration_field("inbound_request_timeout", &S::inbound_request_timeout),
   };
   return fields;
 }
@@ -1098,7 +1106,16 @@ Result<void> validate_dht(const DhtSettings& d) {
                      "must not end with '/' (the protocol id is <prefix>/kad/1.0.0)",
                      "'" + prefix + "'");
   const std::pair<const char*, size_t> counts[] = {
-      {"alpha", d.alpha}, {"k", d.k}, {"beta", d.beta}};
+      {"alpha", d.alpha},
+      {"k", d.k},
+      {"beta", d.beta},
+      {"providers_per_key_per_ip", d.providers_per_key_per_ip},
+      {"providers_per_key_per_subnet", d.providers_per_key_per_subnet},
+      {"provider_records_per_ip", d.provider_records_per_ip},
+      {"provider_records_per_subnet", d.provider_records_per_subnet},
+      {"provider_keys_per_ip", d.provider_keys_per_ip},
+      {"provider_keys_per_subnet", d.provider_keys_per_subnet},
+      {"max_provider_addrs", d.max_provider_addrs}};
   for (const auto& [name, value] : counts)
     if (value == 0) return bad_value(std::string("dht.") + name, "must be >= 1", "0");
   if (d.beta > d.k)
@@ -1131,8 +1148,10 @@ Result<void> validate_sync(const SyncSettings& s) {
     if (!s.archives[i].p2p())
       return bad_value(fmt::format("sync.archives[{}]", i), "must end in /p2p/<peer id>",
                        s.archives[i].to_string());
-  const std::pair<const char*, Ms> positive[] = {{"fetch_retry", s.fetch_retry},
-                                                 {"request_timeout", s.request_timeout}};
+  const std::pair<const char*, Ms> positive[] = {
+      {"fetch_retry", s.fetch_retry},
+      {"request_timeout", s.request_timeout},
+      {"inbound_request_timeout", s.inbound_request_timeout}};
   for (const auto& [name, value] : positive)
     if (value <= Ms::zero())
       return bad_value(std::string("sync.") + name, "must be > 0", format_duration(value));

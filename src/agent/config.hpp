@@ -118,6 +118,15 @@ struct DhtSettings {
   std::chrono::milliseconds bootstrap_interval{300000};
   std::chrono::milliseconds discovery_interval{10000};  // topic provider lookups while < D_lo
   bool mdns = false;  // multicast DNS on the local network (libp2p mDNS spec)
+  // Provider records by the source of ADD_PROVIDER (hostile-peers finding 11): the IP the
+  // announcement's connection comes from, and its /24 (IPv4) or /64 (IPv6).
+  size_t providers_per_key_per_ip = 4;  // providers of one key from one IP
+  size_t providers_per_key_per_subnet = 8;
+  size_t provider_records_per_ip = 1000;  // records over all keys from one IP
+  size_t provider_records_per_subnet = 2000;
+  size_t provider_keys_per_ip = 500;  // keys holding a record from one IP
+  size_t provider_keys_per_subnet = 1000;
+  size_t max_provider_addrs = 8;  // addresses kept per provider record
 };
 
 // Connection manager: above high_water, close the least useful connections down to low_water;
@@ -141,6 +150,9 @@ struct SyncSettings {
   Durability durability = Durability::process_crash;
   bool catch_up_on_start = true;
   // Hostile-peer bounds (docs/security.md, "Sync and DHT").
+  // Archive role: reading a request and writing its whole answer must fit in this, from the
+  // request's first byte (a deadline, not an idle timer: a trickling peer loses the stream).
+  std::chrono::milliseconds inbound_request_timeout{20000};
   uint64_t max_gap_fetch = 10000;            // seqnos fetched for one jump; below: a gap at once
   size_t max_fetches_per_topic = 4;          // gap fetches in flight per topic
   size_t max_fetches = 32;                   // gap fetches in flight in total

@@ -87,6 +87,18 @@ struct SyncActivity {
   uint64_t archived_messages = 0;
 };
 
+// One resource-manager scope's use and limits (host::ScopeUsage, flattened).
+struct ResourceScopeStatus {
+  std::string name;
+  uint64_t memory = 0;
+  uint64_t memory_limit = 0;
+  uint64_t streams = 0;
+  uint64_t streams_limit = 0;
+  uint64_t connections = 0;
+  uint64_t connections_limit = 0;
+  uint64_t fds = 0;
+};
+
 struct AgentStatus {
   std::string peer_id;
   std::vector<std::string> listen_addrs;
@@ -98,6 +110,7 @@ struct AgentStatus {
   std::string dht_mode;  // "client", "server", "bootstrapper"; empty without a DHT
   uint64_t dht_table_size = 0;
   uint64_t connected_peers = 0;
+  std::vector<ResourceScopeStatus> resources;  // non-idle scopes
 };
 
 class Backend {

@@ -78,6 +78,17 @@ void to_proto(const AgentStatus& in, v1::StatusResponse& out) {
   out.set_dht_mode(in.dht_mode);
   out.set_dht_table_size(in.dht_table_size);
   out.set_connected_peers(in.connected_peers);
+  for (const auto& r : in.resources) {
+    auto* o = out.add_resources();
+    o->set_name(r.name);
+    o->set_memory(r.memory);
+    o->set_memory_limit(r.memory_limit);
+    o->set_streams(r.streams);
+    o->set_streams_limit(r.streams_limit);
+    o->set_connections(r.connections);
+    o->set_connections_limit(r.connections_limit);
+    o->set_fds(r.fds);
+  }
 }
 
 v1::Verdict to_proto(Verdict v) {

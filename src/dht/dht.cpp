@@ -105,7 +105,7 @@ std::vector<KadPeer> Dht::closer_peers(BytesView key, const PeerId& requester) c
 }
 
 Result<std::optional<KadMessage>> Dht::handle_request(const PeerId& from, const KadMessage& req,
-                                                      Time now) {
+                                                      Time now, const RequestSource& source) {
   ++counters_.requests;
   if (config_.mode == Mode::client) {
     ++counters_.refused;
@@ -115,12 +115,13 @@ Result<std::optional<KadMessage>> Dht::handle_request(const PeerId& from, const 
     ++counters_.rate_limited;
     return fail(Errc::limit_exceeded, "kad: request rate over rate.requests_per_second");
   }
-  auto out = handle(from, req, now);
+  auto out = handle(from, req, now, source);
   if (!out) ++counters_.refused;
   return out;
 }
 
-Result<std::optional<KadMessage>> Dht::handle(const PeerId& from, const KadMessage& req, Time now) {
+Result<std::optional<KadMessage>> Dht::handle(const PeerId& from, const KadMessage& req, Time now,
+                                              const RequestSource& source) {
   KadMessage resp;
   resp.type = req.type;
   resp.key = req.key;
@@ -138,7 +139,7 @@ Result<std::optional<KadMessage>> Dht::handle(const PeerId& from, const KadMessa
       auto key = provider_key(req.key);
       if (!key || req.key.size() > config_.max_provider_key_size)
         return fail(Errc::invalid_input, "kad GET_PROVIDERS: key is not a multihash or CID");
-      resp.provider_peers = providers_.get(*key, now);
+      resp.provider_peers = providers_.get(*key, now, rng_);
       resp.closer_peers = closer_peers(req.key, from);
       return resp;
     }
@@ -152,7 +153,7 @@ Result<std::optional<KadMessage>> Dht::handle(const PeerId& from, const KadMessa
                                      [&](const KadPeer& p) { return p.id == from; });
       if (self_entry == req.provider_peers.end())
         return fail(Errc::protocol_violation, "kad ADD_PROVIDER: no entry for the sender");
-      if (auto ok = providers_.add(*key, from, self_entry->addrs, now); !ok)
+      if (auto ok = providers_.add(*key, from, self_entry->addrs, now, source); !ok)
         return tl::unexpected(ok.error());
       return std::optional<KadMessage>{};  // ADD_PROVIDER has no response (go, js)
     }

@@ -79,8 +79,10 @@ class Dht {
   // The answer to one decoded request: a message to write back, nullopt when the request has
   // none (ADD_PROVIDER), or an error after which the adapter resets the stream (rate limit,
   // client mode, a malformed or refused request).
+  // `source` is where the request's connection comes from (request_source() of its remote
+  // address): ADD_PROVIDER is counted against its IP and subnet, and filtered by its scope.
   Result<std::optional<KadMessage>> handle_request(const PeerId& from, const KadMessage& req,
-                                                   Time now);
+                                                   Time now, const RequestSource& source = {});
 
   // ---- Peers ---------------------------------------------------------------------------
   // A peer answered one of our requests, or identify showed it serves the protocol (server
@@ -121,6 +123,10 @@ class Dht {
   RoutingTable& table() { return table_; }
   const RoutingTable& table() const { return table_; }
   ProviderStore& providers() { return providers_; }
+  // Up to `max` providers of `key` we store, a random subset (the store's get with our RNG).
+  std::vector<KadPeer> stored_providers(const Bytes& key, Time now, size_t max) {
+    return providers_.get(key, now, max, rng_);
+  }
   RecordStore& records() { return records_; }
   const DhtCounters& counters() const { return counters_; }
 
@@ -131,7 +137,8 @@ class Dht {
   };
   bool allow(const PeerId& from, Time now);
   std::vector<KadPeer> closer_peers(BytesView key, const PeerId& requester) const;
-  Result<std::optional<KadMessage>> handle(const PeerId& from, const KadMessage& req, Time now);
+  Result<std::optional<KadMessage>> handle(const PeerId& from, const KadMessage& req, Time now,
+                                           const RequestSource& source);
   std::vector<KadPeer> seeds(const KadKey& target) const;
 
   PeerId self_;

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "core/multiaddr.hpp"
 #include "core/result.hpp"
 #include "dht/codec.hpp"
+#include "dht/source.hpp"
 #include "dht/types.hpp"
 
 namespace p2pmq::dht {
@@ -30,7 +32,16 @@ struct ProviderStoreConfig {
   size_t max_total = 100'000;           // provider records over all keys
   size_t max_providers_per_key = 200;   // beyond it the record closest to expiry is replaced
   size_t max_records_per_peer = 1'000;  // records one provider may hold here
-  size_t max_returned = 20;             // providers per GET_PROVIDERS answer
+  size_t max_returned = 20;             // providers per GET_PROVIDERS answer (k), drawn at random
+  // Per source of ADD_PROVIDER (the IP it arrives from, and that IP's /24 or /64): Sybils on one
+  // host or subnet can neither fill a key's provider set nor the store (hostile-peers 11).
+  size_t max_providers_per_key_per_ip = 4;      // providers of one key announced from one IP
+  size_t max_providers_per_key_per_subnet = 8;  // ... from one subnet
+  size_t max_records_per_ip = 1'000;            // records over all keys from one IP
+  size_t max_records_per_subnet = 2'000;        // ... from one subnet
+  size_t max_keys_per_ip = 500;                 // keys holding a record from one IP
+  size_t max_keys_per_subnet = 1'000;           // ... from one subnet
+  size_t max_addrs_per_record = 8;              // further announced addresses are dropped
 };
 
 struct ProviderRecord {
@@ -38,34 +49,51 @@ struct ProviderRecord {
   std::vector<Multiaddr> addrs;
   Time published;  // last (re)publish
   Time expires;
+  std::string source_ip;  // where the announcement came from; empty: not from the network
+  std::string source_subnet;
 };
 
 class ProviderStore {
  public:
   explicit ProviderStore(ProviderStoreConfig config = {}) : config_(config) {}
 
-  // Adds or refreshes (provider, key). limit_exceeded when the provider already holds
-  // max_records_per_peer records, or the store is at max_keys / max_total.
-  Result<void> add(const Bytes& key, const PeerId& provider, std::vector<Multiaddr> addrs,
-                   Time now);
-  // Unexpired providers of `key`, most recently published first, at most `max`.
-  std::vector<KadPeer> get(const Bytes& key, Time now, size_t max) const;
-  std::vector<KadPeer> get(const Bytes& key, Time now) const {
-    return get(key, now, config_.max_returned);
+  // Adds or refreshes (provider, key) announced from `source`. The addresses are filtered
+  // (usable, and allowed from the source's scope: see may_announce) and cut to
+  // max_addrs_per_record. limit_exceeded when the provider, the source's IP or subnet is over
+  // its limit, or the store is at max_keys / max_total.
+  Result<void> add(const Bytes& key, const PeerId& provider, std::vector<Multiaddr> addrs, Time now,
+                   const RequestSource& source = {});
+  // At most `max` unexpired providers of `key`, a uniformly random subset in random order: the
+  // newest announcers (Sybils republishing) get no better place in answers than anyone else.
+  std::vector<KadPeer> get(const Bytes& key, Time now, size_t max, std::mt19937_64& rng) const;
+  std::vector<KadPeer> get(const Bytes& key, Time now, std::mt19937_64& rng) const {
+    return get(key, now, config_.max_returned, rng);
   }
   size_t expire(Time now);  // drops expired records; returns how many
 
   size_t size() const { return total_; }
   size_t keys() const { return by_key_.size(); }
   size_t count_for(const PeerId& provider) const;
+  // Records and keys held by announcements from an IP or a subnet (RequestSource's keys).
+  size_t records_from(const std::string& source) const;
+  size_t keys_from(const std::string& source) const;
   const ProviderStoreConfig& config() const { return config_; }
 
  private:
+  struct SourceUse {
+    size_t records = 0;
+    size_t keys = 0;
+  };
   void erase_at(std::vector<ProviderRecord>& records, size_t i);
+  Result<void> check_source(const std::vector<ProviderRecord>* records,
+                            const RequestSource& source) const;
+  void count_source(const std::vector<ProviderRecord>& records, const std::string& source,
+                    bool add);
 
   ProviderStoreConfig config_;
   std::map<Bytes, std::vector<ProviderRecord>> by_key_;
   std::unordered_map<PeerId, size_t, PeerIdHash> per_peer_;
+  std::unordered_map<std::string, SourceUse> per_source_;  // by IP and by subnet
   size_t total_ = 0;
 };
 

@@ -733,6 +733,12 @@ class CliClients(AgentTestCase):
         self.assertIsInstance(peer["score"], (int, float))
         self.assertTrue(peer["agent_version"].startswith("p2pmq/"), peer)
         self.assertTrue(peer["addrs"])
+        # The resource manager's scopes: the system scope holds B's connection, and B has a
+        # peer scope with the per-peer connection limit.
+        scopes = {r["scope"]: r for r in st["resources"]}
+        self.assertGreaterEqual(scopes["system"]["connections"], 1, st["resources"])
+        self.assertGreater(scopes["system"]["memory_limit"], 0)
+        self.assertEqual(scopes["peer:" + b.peer_id]["connections_limit"], 2, st["resources"])
 
     def example_pub_listen(self, cmd, topic):
         """`cmd listen TOPIC --count 2`, then `cmd pub TOPIC ...` twice."""

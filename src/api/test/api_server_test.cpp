@@ -600,6 +600,7 @@ TEST_F(ApiServerTest, StatusCarriesSyncAndDhtState) {
     s.dht_mode = "server";
     s.dht_table_size = 17;
     s.connected_peers = 9;
+    s.resources.push_back({"system", 1000, 1 << 30, 3, 8192, 2, 512, 4});
   });
   grpc::ClientContext ctx;
   ctx.set_deadline(deadline());
@@ -636,6 +637,16 @@ TEST_F(ApiServerTest, StatusCarriesSyncAndDhtState) {
   EXPECT_EQ(resp.dht_mode(), "server");
   EXPECT_EQ(resp.dht_table_size(), 17u);
   EXPECT_EQ(resp.connected_peers(), 9u);
+  ASSERT_EQ(resp.resources_size(), 1);
+  const auto& r = resp.resources(0);
+  EXPECT_EQ(r.name(), "system");
+  EXPECT_EQ(r.memory(), 1000u);
+  EXPECT_EQ(r.memory_limit(), 1u << 30);
+  EXPECT_EQ(r.streams(), 3u);
+  EXPECT_EQ(r.streams_limit(), 8192u);
+  EXPECT_EQ(r.connections(), 2u);
+  EXPECT_EQ(r.connections_limit(), 512u);
+  EXPECT_EQ(r.fds(), 4u);
 }
 
 TEST_F(ApiServerTest, HealthIsServing) {

@@ -199,6 +199,9 @@ void DhtService::fill_addrs(std::vector<KadPeer>& peers) const {
 
 Task<void> DhtService::serve(std::shared_ptr<host::Stream> stream) {
   auto peer = stream->remote_peer();
+  // Per-IP provider limits and address filters key on where the connection comes from.
+  RequestSource source;
+  if (auto conn = stream->connection()) source = request_source(conn->info().remote_addr);
   StreamDeadline idle(host_.executor(), stream, host::Clock::now() + kInboundIdle);
   MessageReader reader(dht_.config().limits);
   Bytes buffer(16 * 1024);
@@ -224,7 +227,7 @@ Task<void> DhtService::serve(std::shared_ptr<host::Stream> stream) {
       if (!*request) break;
       ++stats_.requests_served;
       idle.extend(host::Clock::now() + kInboundIdle);
-      auto answer = dht_.handle_request(peer, **request, now());
+      auto answer = dht_.handle_request(peer, **request, now(), source);
       if (!answer) {
         ++stats_.requests_refused;
         spdlog::debug("dht: refused {} from {}: {}", message_type_name((*request)->type),
@@ -371,7 +374,7 @@ Task<std::optional<KadPeer>> DhtService::find_peer(const PeerId& peer) {
 
 Task<std::vector<KadPeer>> DhtService::find_providers(Bytes key, size_t wanted) {
   std::vector<KadPeer> found;
-  if (dht_.mode() != Mode::client) found = dht_.providers().get(key, now(), SIZE_MAX);
+  if (dht_.mode() != Mode::client) found = dht_.stored_providers(key, now(), SIZE_MAX);
   if (wanted == 0 || found.size() < wanted) {
     auto result = co_await drive(dht_.get_providers(key, now(), wanted));
     for (auto& p : result.providers) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "core/cid.hpp"
 #include "crypto/keys.hpp"
 #include "helpers.hpp"
@@ -83,6 +85,45 @@ TEST(DhtHandler, AddProviderOnlyForTheSender) {
   EXPECT_EQ((*cid)->provider_peers.size(), 1u);
   EXPECT_FALSE(d.handle_request(peer(4), req(MessageType::get_providers, to_bytes("xx")), t0));
   EXPECT_FALSE(d.handle_request(peer(4), req(MessageType::add_provider, Bytes(100, 0)), t0));
+}
+
+// Hostile-peers finding 11, end to end through the handler: ADD_PROVIDER is counted against the
+// IP its connection comes from and its addresses are filtered by that IP's scope; GET_PROVIDERS
+// answers at most k.
+TEST(DhtHandler, AddProviderIsLimitedPerSourceIpAndFilteredByItsScope) {
+  DhtConfig cfg;
+  cfg.rate.burst = 1000;
+  Dht d = server(0, cfg);
+  Bytes key = topic_key("orders");
+  auto sybil_ip = request_source(Multiaddr::parse("/ip4/203.0.113.5/tcp/4001").value());
+  const std::vector<Multiaddr> announced{Multiaddr::parse("/ip4/127.0.0.1/tcp/1").value(),
+                                         Multiaddr::parse("/ip4/10.0.0.9/tcp/1").value(),
+                                         Multiaddr::parse("/ip4/203.0.113.5/tcp/1").value()};
+  size_t accepted = 0;
+  for (int i = 0; i < 30; ++i) {
+    KadMessage add = req(MessageType::add_provider, key);
+    add.provider_peers = {KadPeer{peer(500 + i), announced, {}}};
+    if (d.handle_request(peer(500 + i), add, t0, sybil_ip)) ++accepted;
+  }
+  EXPECT_EQ(accepted, cfg.providers.max_providers_per_key_per_ip);
+  for (int i = 0; i < 40; ++i) {
+    KadMessage add = req(MessageType::add_provider, key);
+    add.provider_peers = {KadPeer{peer(600 + i), {}, {}}};
+    auto honest = request_source(
+        Multiaddr::parse("/ip4/198.51." + std::to_string(i) + ".7/tcp/4001").value());
+    ASSERT_TRUE(d.handle_request(peer(600 + i), add, t0, honest));
+  }
+  auto got = d.handle_request(peer(4), req(MessageType::get_providers, key), t0);
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ((*got)->provider_peers.size(), cfg.providers.max_returned);
+  std::mt19937_64 rng(1);
+  bool checked = false;
+  for (const auto& p : d.providers().get(key, t0, 100, rng)) {
+    if (p.id != peer(500)) continue;
+    EXPECT_EQ(p.addrs, std::vector<Multiaddr>{announced[2]});  // public source: public only
+    checked = true;
+  }
+  EXPECT_TRUE(checked);
 }
 
 TEST(DhtHandler, ProviderFloodIsBoundedPerPeer) {
@@ -173,7 +214,7 @@ TEST(DhtMaintenance, BootstrapRefreshAndRepublish) {
   for (const auto& k : m.lookups)
     EXPECT_LE(d.table().bucket_index(kad_key(k)), d.table().config().max_refresh_cpl);
   EXPECT_EQ(m.provides, std::vector<Bytes>{topic_key("orders")});
-  EXPECT_EQ(d.providers().get(topic_key("orders"), t0 + 1s).size(), 1u);  // we serve ourselves
+  EXPECT_EQ(d.stored_providers(topic_key("orders"), t0 + 1s, 20).size(), 1u);  // we serve ourselves
 
   m = d.on_timer(t0 + 2s);
   EXPECT_TRUE(m.lookups.empty());

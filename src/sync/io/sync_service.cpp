@@ -154,9 +154,11 @@ class SyncService::Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  // Moves the deadline later (an idle timeout restarting on progress).
-  void extend(Clock::time_point deadline) {
-    state_->deadline = std::max(state_->deadline, deadline);
+  // Moves the deadline, earlier or later.
+  void set(Clock::time_point deadline) {
+    bool earlier = deadline < state_->deadline;
+    state_->deadline = deadline;
+    if (earlier) state_->timer.expires_at(deadline);  // the aborted wait re-arms (arm())
   }
   bool fired() const { return state_->fired; }
 
@@ -173,7 +175,8 @@ class SyncService::Watchdog {
   static void arm(std::shared_ptr<State> state) {
     auto& timer = state->timer;
     timer.async_wait([state = std::move(state)](boost::system::error_code ec) {
-      if (ec || state->disarmed) return;
+      if (state->disarmed) return;
+      if (ec && ec != asio::error::operation_aborted) return;
       if (Clock::now() < state->deadline) {
         state->timer.expires_at(state->deadline);
         arm(state);
@@ -328,8 +331,15 @@ Task<void> SyncService::serve(std::shared_ptr<host::Stream> stream) {
   StreamSlot slot(*this, peer);
   const auto idle = config_.inbound_idle_timeout;
   const auto limits = config_.server.limits;
+  const auto request_timeout = config_.inbound_request_timeout;
   Watchdog watchdog(host_.executor(), stream, Clock::now() + idle);
   FrameReader reader(limits.max_request_size);
+  bool request_under_way = false;  // its first byte is in: the request deadline runs
+  auto request_done = [&] {
+    // Bytes of the next request already read start its deadline now.
+    request_under_way = reader.buffered() > 0;
+    watchdog.set(Clock::now() + (request_under_way ? request_timeout : idle));
+  };
   Bytes buffer(16 * 1024);
   host::BufferAccount account(*stream);  // the partial request is held for this peer
   for (;;) {
@@ -355,7 +365,10 @@ Task<void> SyncService::serve(std::shared_ptr<host::Stream> stream) {
       if (!running_) break;
       auto n = co_await stream->read_some(buffer);
       if (!*alive) co_return;
-      if (!n) co_return;  // reset by the remote, or idle
+      if (!n) {  // reset by the remote, or by the watchdog
+        if (watchdog.fired() && request_under_way) ++stats_.requests_timed_out;
+        co_return;
+      }
       if (*n == 0) break;
       if (auto r = account.update(buffer.size() + reader.buffered() + *n); !r) {
         ++stats_.streams_refused;
@@ -363,11 +376,12 @@ Task<void> SyncService::serve(std::shared_ptr<host::Stream> stream) {
         co_return;
       }
       reader.feed(BytesView(buffer.data(), *n));
-      // The idle deadline moves on whole requests only: a byte at a time does not hold the
-      // stream (finding 10).
+      if (!request_under_way) {
+        request_under_way = true;
+        watchdog.set(Clock::now() + request_timeout);
+      }
       continue;
     }
-    watchdog.extend(Clock::now() + idle);
     auto request = decode_request(**frame, limits);
     if (!request) {
       ++stats_.malformed_requests;
@@ -384,19 +398,23 @@ Task<void> SyncService::serve(std::shared_ptr<host::Stream> stream) {
       append_framed(out, encode_response(*reply));
       auto written = co_await stream->write(out);
       if (!*alive || !written) co_return;
-      watchdog.extend(Clock::now() + idle);
+      request_done();
       continue;
     }
-    bool usable = co_await answer(stream, peer, std::move(*request), watchdog);
-    if (!*alive || !usable) co_return;
+    bool usable = co_await answer(stream, peer, std::move(*request));
+    if (!*alive) co_return;
+    if (!usable) {
+      if (watchdog.fired()) ++stats_.requests_timed_out;
+      co_return;
+    }
+    request_done();
   }
   stream->close_write();
 }
 
 Task<bool> SyncService::answer(std::shared_ptr<host::Stream> stream, crypto::PeerId peer,
-                               SyncRequest request, Watchdog& idle) {
+                               SyncRequest request) {
   auto alive = alive_;
-  const auto idle_timeout = config_.inbound_idle_timeout;
   auto responder = std::make_shared<std::optional<Responder>>();
   SyncServer* server = server_.get();
   auto first = [server, responder, peer, request = std::move(request)] {
@@ -417,7 +435,6 @@ Task<bool> SyncService::answer(std::shared_ptr<host::Stream> stream, crypto::Pee
     }
     auto written = co_await stream->write(item.frame);
     if (!*alive || !written) co_return false;
-    idle.extend(Clock::now() + idle_timeout);
     if (item.last) break;
     // One item in flight: the next is read from the archive once this one is written.
     auto next = [responder] { return next_item(**responder); };

@@ -33,9 +33,13 @@ struct SyncServiceConfig {
   ServerConfig server;
   size_t max_inbound_streams = 64;          // sync streams served at once; more are reset
   size_t max_inbound_streams_per_peer = 4;  // of those, from one peer
-  // An inbound stream with no request read and no response item written for this long is reset
-  // (a client that never sends, or never reads what we write).
+  // An inbound stream with no request under way for this long is reset (a client that never
+  // sends).
   std::chrono::milliseconds inbound_idle_timeout{30000};
+  // From the first byte of a request to the last byte of its answer: a deadline per request,
+  // not an idle timer, so a peer that trickles a byte a second (or reads our answer that
+  // slowly) loses the stream (hostile-peers finding 10). Above the clients' request_timeout.
+  std::chrono::milliseconds inbound_request_timeout{20000};
   size_t max_pending_stores = 10'000;  // store() calls queued for the worker; more fail at once
   size_t max_pending_store_bytes = size_t{64} << 20;  // their message bytes; more fail at once
 
@@ -87,6 +91,7 @@ struct SyncServiceStats {
   uint64_t malformed_requests = 0;  // undecodable or over a codec limit
   uint64_t misbehaviours = 0;       // on_misbehaviour calls (both sides)
   uint64_t streams_refused = 0;     // over max_inbound_streams(_per_peer)
+  uint64_t requests_timed_out = 0;  // streams reset at inbound_request_timeout
   uint64_t stores = 0;              // store() calls that reached the archive and succeeded
   uint64_t store_failures = 0;
   // Client side.
@@ -174,7 +179,7 @@ class SyncService {
   host::Task<void> serve(std::shared_ptr<host::Stream> stream);
   // Answers one request to the end; false when the stream is no longer usable.
   host::Task<bool> answer(std::shared_ptr<host::Stream> stream, crypto::PeerId peer,
-                          SyncRequest request, Watchdog& idle);
+                          SyncRequest request);
   host::Task<Result<FetchStats>> fetch_once(crypto::PeerId archive, SyncRequest request,
                                             const FetchHandler& on_message);
   void misbehaved(const crypto::PeerId& peer, const std::string& reason);

@@ -873,6 +873,50 @@ TEST_F(SyncServiceTest, IdleInboundStreamsAreReset) {
   });
 }
 
+// Hostile-peers finding 10: a request must be read and answered within
+// inbound_request_timeout from its first byte. A client that trickles a valid request a byte at a
+// time (each byte would have reset an idle timer) loses the stream long before it is done, while
+// a request sent at once on the same server is answered.
+TEST_F(SyncServiceTest, ARequestTrickledAByteAtATimeLosesTheStreamAtTheRequestDeadline) {
+  auto& archive = memory_archive();
+  Publisher p;
+  p.fill(archive, "t", 1, 3);
+  SyncServiceConfig config;
+  config.inbound_idle_timeout = 120s;  // never the reason here
+  config.inbound_request_timeout = 300ms;
+  Node& server = make_node(&archive, config);
+  Node& client = make_node();
+  const std::vector<std::string> protocols{std::string(kSyncProtocol)};
+  run([&]() -> Task<void> {
+    auto client_server = co_await connect(client, server);
+    CO_ASSERT_OK(client_server);
+    Collected honest;
+    auto got = co_await client.sync.fetch_latest(server.id(), "t", 3, honest.handler());
+    CO_ASSERT_OK(got);
+    EXPECT_EQ(honest.seqnos(), iota(1, 3));
+
+    // 200-odd bytes at one per 50 ms: at least 10 s to send, against a 300 ms deadline.
+    auto stream = co_await client.host.new_stream(server.id(), protocols);
+    CO_ASSERT_OK(stream);
+    Bytes frame = framed(encode_request(SyncRequest{9, LatestQuery{std::string(200, 'x'), 3}}));
+    asio::steady_timer pace(co_await asio::this_coro::executor);
+    size_t sent = 0;
+    for (; sent < frame.size(); ++sent) {
+      auto written = co_await (*stream)->write(BytesView(frame.data() + sent, 1));
+      if (!written) break;
+      pace.expires_after(50ms);
+      co_await pace.async_wait(asio::use_awaitable);
+    }
+    EXPECT_LT(sent, frame.size());  // reset before the request was complete
+    Bytes buf(64);
+    auto n = co_await (*stream)->read_some(buf);
+    EXPECT_FALSE(n);  // reset, not answered
+    bool counted = co_await eventually([&] { return server.sync.stats().requests_timed_out == 1; });
+    EXPECT_TRUE(counted);
+    EXPECT_EQ(server.sync.stats().requests_served, 1u);  // the honest one only
+  });
+}
+
 // ---------------------------------------------------------------- store()
 
 TEST_F(SyncServiceTest, StoreWritesThroughTheWorkerAndIsServed) {
