@@ -587,7 +587,9 @@ int run_agent(AgentOptions options) {
     s.sync.served_requests = ss.requests_served;
     s.sync.served_messages = ss.messages_served;
     s.sync.archive_role = archive != nullptr;
-    s.sync.archived_messages = st.archived;
+    // What the store holds, not what this run stored: an archive restarted on its data dir
+    // still serves everything it kept.
+    s.sync.archived_messages = archive ? archive->total_size() : st.archived;
   });
 
   if (auto r = node.start(); !r) {

@@ -221,6 +221,12 @@ uint64_t ArchiveStore::size(const TopicId& topic) const {
   return it == meta_.end() ? 0 : it->second.count;
 }
 
+uint64_t ArchiveStore::total_size() const {
+  uint64_t n = 0;
+  for (const auto& [topic, meta] : meta_) n += meta.count;
+  return n;
+}
+
 bool ArchiveStore::has_topic(const TopicId& topic) {
   return meta_.contains(topic);
 }

@@ -62,6 +62,8 @@ class ArchiveStore : public Archive {
   // periodically: put() prunes only the topic it writes.
   Result<size_t> prune(WallTime now);
   uint64_t size(const TopicId& topic) const;
+  // Messages held over every topic (kept across restarts: counted from the store at open).
+  uint64_t total_size() const;
 
   // Retention for the topic runs in the same write batch.
   Result<bool> put(const TopicId& topic, BytesView origin, uint64_t seqno, BytesView message,

@@ -172,6 +172,7 @@ TEST(ArchiveStore, ReopenAfterClose) {
   ASSERT_TRUE(store);
   EXPECT_TRUE(store->has_topic("t"));
   EXPECT_EQ(store->size("t"), 4u);
+  EXPECT_EQ(store->total_size(), 4u);  // what Status reports after an archive restart
   EXPECT_FALSE(*store->put("t", Bytes{1}, 2, body(1, 2), w0));
   // Arrival numbering continues: the new put is the newest, and retention counts the old ones.
   ASSERT_TRUE(store->put("t", Bytes{2}, 1, body(2, 1), w0));
