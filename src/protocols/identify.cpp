@@ -216,8 +216,9 @@ void Identify::push_all() {
 
 Task<void> Identify::push(std::shared_ptr<host::Connection> conn) {
   std::vector<std::string> protocols{std::string(kIdentifyPushProtocol)};
+  auto alive = alive_;  // a push may be under way while the agent shuts down
   auto stream = co_await host_.new_stream(conn, protocols);
-  if (!stream) co_return;
+  if (!stream || !*alive) co_return;
   auto w = co_await host::write_length_prefixed(**stream, build_message(*conn));
   if (w) (*stream)->close_write();
 }

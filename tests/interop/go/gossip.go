@@ -168,13 +168,14 @@ func p2pmqPeerScoreParams() *pubsub.PeerScoreParams {
 	}
 }
 
-// p2pmq's defaults (src/pubsub/score.hpp PeerScoreThresholds).
-func p2pmqThresholds() *pubsub.PeerScoreThresholds {
+// p2pmq's defaults (src/pubsub/score.hpp PeerScoreThresholds); acceptPX is 100 there
+// (--accept-px-threshold lowers it, so that a fresh peer's PX is followed).
+func p2pmqThresholds(acceptPX float64) *pubsub.PeerScoreThresholds {
 	return &pubsub.PeerScoreThresholds{
 		GossipThreshold:             -10,
 		PublishThreshold:            -50,
 		GraylistThreshold:           -80,
-		AcceptPXThreshold:           100,
+		AcceptPXThreshold:           acceptPX,
 		OpportunisticGraftThreshold: 1,
 	}
 }
@@ -263,6 +264,10 @@ func cmdGossip(o options) error {
 	if err != nil {
 		return err
 	}
+	acceptPX, err := o.uint("accept-px-threshold", 100)
+	if err != nil {
+		return err
+	}
 	msgid := o.str("msgid", "p2pmq")
 	if msgid != "p2pmq" && msgid != "stock" {
 		return usageError{"--msgid must be p2pmq or stock"}
@@ -304,7 +309,7 @@ func cmdGossip(o options) error {
 		pubsub.WithFloodPublish(flood),
 		pubsub.WithPeerExchange(px),
 		pubsub.WithRawTracer(g.mesh),
-		pubsub.WithPeerScore(p2pmqPeerScoreParams(), p2pmqThresholds()),
+		pubsub.WithPeerScore(p2pmqPeerScoreParams(), p2pmqThresholds(float64(acceptPX))),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(g.keepScores), scoreInspectPeriod),
 	}
 	if g.p2pmqID {
