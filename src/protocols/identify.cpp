@@ -103,8 +103,7 @@ Identify::Identify(host::Host& host, std::string agent_version)
   });
 }
 
-const Bytes& Identify::own_peer_record() {
-  auto addrs = host_.advertised_addrs();
+const Bytes& Identify::own_peer_record(const std::vector<Multiaddr>& addrs) {
   if (sealed_record_.empty() || addrs != sealed_addrs_) {
     // go's seq is the wall clock in ns; strictly larger than our last, so peers take the new one.
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -124,15 +123,16 @@ Bytes Identify::build_message(const host::Connection& conn) {
   msg.set_agentversion(agent_version_);
   Bytes key = host_.identity().public_key().encode();
   msg.set_publickey(std::string(as_string(key)));
-  for (const auto& a : host_.advertised_addrs()) {
+  auto addrs = host_.advertised_addrs();
+  for (const auto& a : addrs) {
     Bytes b = a.bytes();
     msg.add_listenaddrs(std::string(as_string(b)));
   }
   Bytes observed = conn.info().remote_addr.bytes();
   msg.set_observedaddr(std::string(as_string(observed)));
   for (const auto& p : host_.protocols()) msg.add_protocols(p);
-  if (!host_.advertised_addrs().empty()) {
-    const Bytes& record = own_peer_record();
+  if (!addrs.empty()) {
+    const Bytes& record = own_peer_record(addrs);
     msg.set_signedpeerrecord(std::string(as_string(record)));
   }
   std::string out;

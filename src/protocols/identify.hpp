@@ -60,7 +60,7 @@ class Identify {
  private:
   Bytes build_message(const host::Connection& conn);
   // Our own signed peer record, resealed (with a larger seq) when our addresses change.
-  const Bytes& own_peer_record();
+  const Bytes& own_peer_record(const std::vector<Multiaddr>& addrs);
   // One push to every peer once the protocols have settled (several changes, one push).
   void schedule_push();
   void record(const IdentifyInfo& info);
