@@ -9,11 +9,12 @@
 namespace p2pmq::crypto {
 namespace {
 
-// RFC 0003: the signing domain, and the payload type (multicodec libp2p-peer-record, 0x0301,
-// as its uvarint bytes).
-constexpr std::string_view kDomain = "libp2p-routing-state";
+// The signing domain and payload type go-libp2p and js-libp2p use (core/peer/record.go):
+// "libp2p-peer-record" and the multicodec libp2p-peer-record (0x0301) as two raw bytes, not
+// RFC 0003's "libp2p-routing-state" / varint; a record sealed otherwise is refused by go.
+constexpr std::string_view kDomain = "libp2p-peer-record";
 const Bytes& payload_type() {
-  static const Bytes type = varint_bytes(0x0301);
+  static const Bytes type{0x03, 0x01};
   return type;
 }
 

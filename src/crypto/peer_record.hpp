@@ -24,8 +24,9 @@ inline constexpr size_t kMaxSignedPeerRecordSize = 8 * 1024;
 inline constexpr size_t kMaxPeerRecordAddrs = 32;
 
 // Opens an envelope: the payload type must be a peer record, the signature must verify under
-// the envelope's key for the "libp2p-routing-state" domain, and the record's peer id must be
-// that key's. Addresses that do not decode are skipped; more than kMaxPeerRecordAddrs are cut.
+// the envelope's key for the "libp2p-peer-record" domain (go-libp2p's and js-libp2p's), and the
+// record's peer id must be that key's. Addresses that do not decode are skipped; more than
+// kMaxPeerRecordAddrs are cut.
 Result<PeerRecord> open_signed_peer_record(BytesView envelope);
 
 // Our own record, sealed with our key.

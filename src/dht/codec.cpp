@@ -1,5 +1,7 @@
 #include "dht/codec.hpp"
 
+#include <cstdio>
+#include <ctime>
 #include <string>
 #include <utility>
 
@@ -171,6 +173,25 @@ Result<std::optional<KadMessage>> MessageReader::next() {
   pos_ += used + len;
   if (pos_ == buf_.size()) buf_.clear(), pos_ = 0;
   return std::optional<KadMessage>(std::move(*msg));
+}
+
+std::string format_time_received(std::chrono::system_clock::time_point t) {
+  auto since = t.time_since_epoch();
+  auto secs = std::chrono::floor<std::chrono::seconds>(since);
+  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(since - secs).count();
+  std::time_t tt = static_cast<std::time_t>(secs.count());
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string out(buf, n);
+  if (nanos > 0) {
+    std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(nanos));
+    std::string frac(buf);
+    while (frac.back() == '0') frac.pop_back();
+    out += frac;
+  }
+  return out + "Z";
 }
 
 }  // namespace p2pmq::dht

@@ -1,6 +1,7 @@
 #pragma once
 // The kad-dht wire codec (proto/libp2p/kad.proto): Message protobuf <-> plain structs, and the
 // uvarint length-prefixed framing used on /…/kad/1.0.0 streams, with named limits.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -37,6 +38,10 @@ struct KadRecord {
   std::string time_received;  // RFC 3339, set by the receiver; may be empty
   bool operator==(const KadRecord&) const = default;
 };
+
+// A record's timeReceived as go-libp2p-kad-dht writes it: RFC 3339 in UTC with nanoseconds,
+// trailing zeros dropped (Go's time.RFC3339Nano), e.g. "2026-12-03T13:59:15.1234Z".
+std::string format_time_received(std::chrono::system_clock::time_point t);
 
 struct KadPeer {
   PeerId id;

@@ -164,6 +164,6 @@ class Dht {
 // on_peer_alive only when they answered or identify lists protocol_id(); dials the configured
 // bootstrappers at start; runs the queries Maintenance asks for and sends ADD_PROVIDER to each
 // Query::closest() peer of a provide; keeps one timer at min(next_deadline(), every running
-// Query's next_deadline()); and fills Record.timeReceived when serving.
+// Query's next_deadline()); and stamps Record.timeReceived on an inbound PUT_VALUE.
 
 }  // namespace p2pmq::dht

@@ -271,9 +271,9 @@ Result<void> RecordStore::put(const PeerId& from, const KadRecord& record, Time 
     uncount(existing->second.from);
     records_.erase(existing);
   }
-  // timeReceived is set by the receiver (spec); TODO(interop) RFC 3339 wall-clock time needs a
-  // system clock the sans-IO core does not have, so the adapter fills it when serving.
-  KadRecord stored{record.key, record.value, {}};
+  // timeReceived is the receiver's (spec): the IO adapter stamps an inbound PUT_VALUE with its
+  // wall clock (format_time_received) before it gets here; the store keeps it as given.
+  KadRecord stored{record.key, record.value, record.time_received};
   records_.emplace(record.key, StoredRecord{std::move(stored), from, now});
   ++per_peer_[from];
   return {};

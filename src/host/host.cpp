@@ -123,12 +123,16 @@ std::vector<Multiaddr> Host::advertised_addrs() const {
 }
 
 void Host::handle(const std::string& protocol, StreamHandler handler, const std::string& service) {
+  bool added = !handlers_.contains(protocol);
   handlers_[protocol] = std::move(handler);
   if (!service.empty()) rcmgr_->set_service(protocol, service);
+  if (added)
+    for (auto& f : protocol_observers_) f();
 }
 
 void Host::unhandle(const std::string& protocol) {
-  handlers_.erase(protocol);
+  if (handlers_.erase(protocol) > 0)
+    for (auto& f : protocol_observers_) f();
 }
 
 std::vector<std::string> Host::protocols() const {
@@ -621,6 +625,27 @@ size_t Host::add_addrs(const crypto::PeerId& peer, const std::vector<Multiaddr>&
   if (peer_store_.size() > config_.max_peer_store_peers || now >= next_prune_)
     prune_peer_store(now);
   return added;
+}
+
+Result<crypto::PeerRecord> Host::add_signed_peer_record(const crypto::PeerId& peer,
+                                                        BytesView envelope) {
+  auto record = crypto::open_signed_peer_record(envelope);
+  if (!record) return record;
+  if (record->peer != peer)
+    return fail(Errc::peer_id_mismatch,
+                "peer record: of " + record->peer.to_string() + ", not " + peer.to_string());
+  if (peer == peer_id_) return record;
+  if (auto it = peer_store_.find(peer); it != peer_store_.end() &&
+                                        !it->second.signed_peer_record.empty() &&
+                                        it->second.peer_record_seq >= record->seq)
+    return record;  // not newer: the one we hold stays (as go's certified address book)
+  add_addrs(peer, record->addrs);
+  // add_addrs forgets a peer with no dialable address and no connection: nothing to keep then.
+  if (auto it = peer_store_.find(peer); it != peer_store_.end()) {
+    it->second.signed_peer_record.assign(envelope.begin(), envelope.end());
+    it->second.peer_record_seq = record->seq;
+  }
+  return record;
 }
 
 void Host::prune_peer_store(Clock::time_point now) {

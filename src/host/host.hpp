@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "crypto/peer_record.hpp"
 #include "host/resource_manager.hpp"
 #include "host/upgrade.hpp"
 
@@ -47,6 +48,10 @@ struct PeerInfo {
   std::string agent_version;
   std::string protocol_version;
   std::optional<crypto::PublicKey> public_key;
+  // The newest signed peer record the peer gave us (identify, or a PX entry), sealed as
+  // received (at most crypto::kMaxSignedPeerRecordSize bytes): what we pass on in PX.
+  Bytes signed_peer_record;
+  uint64_t peer_record_seq = 0;
 };
 
 enum class ConnectionEvent { opened, closed };
@@ -77,6 +82,10 @@ class Host {
   void handle(const std::string& protocol, StreamHandler handler, const std::string& service = {});
   void unhandle(const std::string& protocol);
   std::vector<std::string> protocols() const;
+  // Called when a protocol is added or removed (identify pushes the change to peers).
+  void on_protocols_changed(std::function<void()> f) {
+    protocol_observers_.push_back(std::move(f));
+  }
   void observe(ConnectionObserver observer) { observers_.push_back(std::move(observer)); }
 
   // Reuses an open connection to the peer of a /p2p/ address, joins a dial already under way,
@@ -103,6 +112,10 @@ class Host {
   // Adds addresses a peer or the network told us about: filtered (see dialable_from_peer), at
   // most max_addrs_per_peer, each valid for address_ttl. Returns how many were new.
   size_t add_addrs(const crypto::PeerId& peer, const std::vector<Multiaddr>& addrs);
+  // Opens a signed peer record (RFC 0002/0003) that should be `peer`'s, and keeps it with its
+  // addresses (as add_addrs) when its seq is newer than the one held: one record per peer.
+  // An invalid record, or one of another peer, is an error and changes nothing.
+  Result<crypto::PeerRecord> add_signed_peer_record(const crypto::PeerId& peer, BytesView envelope);
   // Drops expired addresses, then peers without addresses or connection, then (beyond
   // max_peer_store_peers) the least recently heard-of peers without a connection.
   void prune_peer_store(Clock::time_point now);
@@ -151,6 +164,7 @@ class Host {
   std::shared_ptr<ResourceManager> rcmgr_;
   Signal all_closed_{io_.get_executor()};
   std::vector<ConnectionObserver> observers_;
+  std::vector<std::function<void()>> protocol_observers_;
   std::map<crypto::PeerId, PeerInfo> peer_store_;
   // When each stored address expires, and when each peer was last heard of.
   std::map<crypto::PeerId, std::map<std::string, Clock::time_point>> addr_expiry_;  // by text

@@ -27,7 +27,12 @@ Result<IdentifyInfo> decode_identify(BytesView message, const crypto::PeerId& pe
   if (msg.listenaddrs_size() > static_cast<int>(kMaxIdentifyEntries) ||
       msg.protocols_size() > static_cast<int>(kMaxIdentifyEntries))
     return fail(Errc::limit_exceeded, "identify: too many addresses or protocols");
-  IdentifyInfo info{peer, msg.protocolversion(), msg.agentversion(), {}, {}, std::nullopt};
+  IdentifyInfo info{peer, msg.protocolversion(), msg.agentversion(), {},
+                    {},   std::nullopt,          std::nullopt};
+  info.has_protocol_version = msg.has_protocolversion();
+  info.has_agent_version = msg.has_agentversion();
+  info.has_protocols = msg.protocols_size() > 0;
+  info.has_listen_addrs = msg.listenaddrs_size() > 0;
   for (const auto& p : msg.protocols()) info.protocols.push_back(p);
   for (const auto& a : msg.listenaddrs()) {
     auto addr = Multiaddr::decode(as_bytes(a));
@@ -37,7 +42,14 @@ Result<IdentifyInfo> decode_identify(BytesView message, const crypto::PeerId& pe
     auto addr = Multiaddr::decode(as_bytes(msg.observedaddr()));
     if (addr) info.observed_addr = *addr;
   }
+  if (msg.has_signedpeerrecord()) info.signed_peer_record = to_bytes(msg.signedpeerrecord());
   return info;
+}
+
+void merge_identify(host::PeerInfo& entry, const IdentifyInfo& info) {
+  if (info.has_protocols) entry.protocols = info.protocols;
+  if (info.has_agent_version) entry.agent_version = info.agent_version;
+  if (info.has_protocol_version) entry.protocol_version = info.protocol_version;
 }
 
 struct Identify::Exchange {
@@ -73,6 +85,7 @@ Identify::Identify(host::Host& host, std::string agent_version)
         record(*info);
       },
       "identify");
+  host_.on_protocols_changed([this] { schedule_push(); });
   host_.observe([this](const std::shared_ptr<host::Connection>& conn, host::ConnectionEvent e) {
     if (e == host::ConnectionEvent::closed) {
       exchanges_.erase(conn->id());
@@ -90,32 +103,61 @@ Identify::Identify(host::Host& host, std::string agent_version)
   });
 }
 
-Bytes Identify::build_message(const host::Connection& conn) const {
+const Bytes& Identify::own_peer_record(const std::vector<Multiaddr>& addrs) {
+  if (sealed_record_.empty() || addrs != sealed_addrs_) {
+    // go's seq is the wall clock in ns; strictly larger than our last, so peers take the new one.
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    sealed_seq_ = std::max(static_cast<uint64_t>(ns), sealed_seq_ + 1);
+    sealed_addrs_ = addrs;
+    sealed_record_ = crypto::seal_peer_record(
+        host_.identity(), crypto::PeerRecord{host_.peer_id(), sealed_seq_, addrs});
+  }
+  return sealed_record_;
+}
+
+Bytes Identify::build_message(const host::Connection& conn) {
   libp2p::identify::Identify msg;
   msg.set_protocolversion(std::string(kLibp2pProtocolVersion));
   msg.set_agentversion(agent_version_);
   Bytes key = host_.identity().public_key().encode();
   msg.set_publickey(std::string(as_string(key)));
-  for (const auto& a : host_.advertised_addrs()) {
+  auto addrs = host_.advertised_addrs();
+  for (const auto& a : addrs) {
     Bytes b = a.bytes();
     msg.add_listenaddrs(std::string(as_string(b)));
   }
   Bytes observed = conn.info().remote_addr.bytes();
   msg.set_observedaddr(std::string(as_string(observed)));
   for (const auto& p : host_.protocols()) msg.add_protocols(p);
+  if (!addrs.empty()) {
+    const Bytes& record = own_peer_record(addrs);
+    msg.set_signedpeerrecord(std::string(as_string(record)));
+  }
   std::string out;
   msg.SerializeToString(&out);
   return to_bytes(out);
 }
 
 void Identify::record(const IdentifyInfo& info) {
-  auto& entry = host_.peer_store()[info.peer];
-  entry.protocols = info.protocols;
-  entry.agent_version = info.agent_version;
-  entry.protocol_version = info.protocol_version;
+  merge_identify(host_.peer_store()[info.peer], info);
   // Filtered, bounded and aged by the host (no unspecified, link-local or foreign loopback).
   host_.add_addrs(info.peer, info.listen_addrs);
-  for (auto& l : listeners_) l(info);
+  if (info.signed_peer_record) {
+    // Kept (newest seq, one per peer) to pass on in gossipsub PX; an invalid one is dropped.
+    auto r = host_.add_signed_peer_record(info.peer, *info.signed_peer_record);
+    if (!r) spdlog::debug("identify {}: {}", info.peer.to_string(), r.error().to_string());
+  }
+  // Listeners see what we now know of the peer, not only what a partial push carried.
+  IdentifyInfo known = info;
+  if (auto it = host_.peer_store().find(info.peer); it != host_.peer_store().end()) {
+    known.protocols = it->second.protocols;
+    known.agent_version = it->second.agent_version;
+    known.protocol_version = it->second.protocol_version;
+    if (!info.has_listen_addrs) known.listen_addrs = it->second.addrs;
+  }
+  for (auto& l : listeners_) l(known);
 }
 
 Task<Result<IdentifyInfo>> Identify::identify(std::shared_ptr<host::Connection> conn) {
@@ -157,6 +199,16 @@ Task<Result<IdentifyInfo>> Identify::request(std::shared_ptr<host::Connection> c
   co_return info;
 }
 
+void Identify::schedule_push() {
+  if (push_scheduled_) return;
+  push_scheduled_ = true;
+  host::asio::post(host_.executor(), [this, alive = alive_] {
+    if (!*alive) return;
+    push_scheduled_ = false;
+    push_all();
+  });
+}
+
 void Identify::push_all() {
   for (auto& conn : host_.connections())
     host::asio::co_spawn(host_.executor(), push(conn), host::asio::detached);
@@ -164,8 +216,9 @@ void Identify::push_all() {
 
 Task<void> Identify::push(std::shared_ptr<host::Connection> conn) {
   std::vector<std::string> protocols{std::string(kIdentifyPushProtocol)};
+  auto alive = alive_;  // a push may be under way while the agent shuts down
   auto stream = co_await host_.new_stream(conn, protocols);
-  if (!stream) co_return;
+  if (!stream || !*alive) co_return;
   auto w = co_await host::write_length_prefixed(**stream, build_message(*conn));
   if (w) (*stream)->close_write();
 }

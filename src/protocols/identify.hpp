@@ -25,7 +25,17 @@ struct IdentifyInfo {
   std::vector<std::string> protocols;
   std::vector<Multiaddr> listen_addrs;
   std::optional<Multiaddr> observed_addr;
+  std::optional<Bytes> signed_peer_record;  // as received; Host::add_signed_peer_record checks it
+  // What the message carried: a push replaces only those fields ("missing fields should be
+  // ignored", identify spec); repeated fields count as missing when empty.
+  bool has_protocol_version = false;
+  bool has_agent_version = false;
+  bool has_protocols = false;
+  bool has_listen_addrs = false;
 };
+
+// Folds what a message carried into what we know of the peer; the rest stays.
+void merge_identify(host::PeerInfo& entry, const IdentifyInfo& info);
 
 // Decodes and checks an Identify message received from `peer` (key must match when present).
 Result<IdentifyInfo> decode_identify(BytesView message, const crypto::PeerId& peer);
@@ -36,17 +46,23 @@ class Identify {
 
   // Registers both protocols and identifies every new connection.
   Identify(host::Host& host, std::string agent_version);
+  ~Identify() { *alive_ = false; }
 
   // Asks the peer of `conn`; an exchange already under way or done on this connection is reused,
   // since peers allow one identify stream at a time (js-libp2p resets a second one).
   host::Task<Result<IdentifyInfo>> identify(std::shared_ptr<host::Connection> conn);
-  // Tells every connected peer our current protocols and addresses.
+  // Tells every connected peer our current protocols and addresses. Called by itself when the
+  // host's protocols change after start (services registering late, DHT mode changes).
   void push_all();
   void on_identified(Listener l) { listeners_.push_back(std::move(l)); }
   const std::string& agent_version() const { return agent_version_; }
 
  private:
-  Bytes build_message(const host::Connection& conn) const;
+  Bytes build_message(const host::Connection& conn);
+  // Our own signed peer record, resealed (with a larger seq) when our addresses change.
+  const Bytes& own_peer_record(const std::vector<Multiaddr>& addrs);
+  // One push to every peer once the protocols have settled (several changes, one push).
+  void schedule_push();
   void record(const IdentifyInfo& info);
   host::Task<void> push(std::shared_ptr<host::Connection> conn);
 
@@ -57,6 +73,11 @@ class Identify {
   std::string agent_version_;
   std::map<uint64_t, std::shared_ptr<Exchange>> exchanges_;  // by connection id
   std::vector<Listener> listeners_;
+  std::vector<Multiaddr> sealed_addrs_;
+  Bytes sealed_record_;
+  uint64_t sealed_seq_ = 0;
+  bool push_scheduled_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace p2pmq::protocols

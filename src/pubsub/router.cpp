@@ -1,5 +1,7 @@
 #include "pubsub/router.hpp"
 
+#include "crypto/peer_record.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -596,8 +598,8 @@ ControlPrune Router::make_prune(const PeerId& peer, const TopicId& topic, bool d
   prune.backoff_seconds =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
   if (!do_px) return prune;
-  // Peer exchange: other well-scored gossipsub peers of the topic. Only ids: signed peer
-  // records need the host's peer store (TODO(interop): attach them in the IO adapter).
+  // Peer exchange: other well-scored gossipsub peers of the topic, each with its signed peer
+  // record when we hold one (the receiver dials only what a record or its own store names).
   std::vector<PeerId> candidates;
   if (auto tp = topic_peers_.find(topic); tp != topic_peers_.end()) {
     for (const auto& p : tp->second) {
@@ -606,20 +608,34 @@ ControlPrune Router::make_prune(const PeerId& peer, const TopicId& topic, bool d
   }
   shuffle(candidates);
   if (candidates.size() > config_.prune_peers) truncate(candidates, config_.prune_peers);
-  for (const auto& p : candidates) prune.peers.push_back(PeerRecord{p.bytes(), std::nullopt});
+  for (const auto& p : candidates) {
+    const Bytes* record = peer_records_ ? peer_records_(p) : nullptr;
+    prune.peers.push_back(PeerRecord{
+        p.bytes(), record && !record->empty() ? std::optional<Bytes>(*record) : std::nullopt});
+  }
   return prune;
 }
 
 void Router::px_connect(std::vector<PeerRecord> records) {
+  // At most prune_peers, chosen before any signature is checked (as go): a PRUNE cannot make
+  // us verify more than that.
+  if (records.size() > config_.prune_peers) {
+    shuffle(records);
+    records.resize(config_.prune_peers);
+  }
   std::vector<PeerRecord> out;
   for (auto& r : records) {
     auto id = PeerId::from_bytes(r.peer_id);
     if (!id || *id == self_ || peers_.contains(*id)) continue;
+    if (r.signed_peer_record) {
+      // A record must be valid and the named peer's own, else the entry goes (go does the same).
+      auto opened = crypto::open_signed_peer_record(*r.signed_peer_record);
+      if (!opened || opened->peer != *id) {
+        ++counters_.px_invalid_records;
+        continue;
+      }
+    }
     out.push_back(std::move(r));
-  }
-  if (out.size() > config_.prune_peers) {
-    shuffle(out);
-    out.resize(config_.prune_peers);
   }
   if (!out.empty()) actions_.push_back(ConnectPeers{std::move(out)});
 }

@@ -159,6 +159,7 @@ struct RouterCounters {
   uint64_t broken_promises = 0;
   uint64_t idontwant_sent = 0;
   uint64_t idontwant_suppressed = 0;  // sends skipped because the peer said IDONTWANT
+  uint64_t px_invalid_records = 0;    // PX entries dropped: bad or foreign signed peer record
 };
 
 class Router {
@@ -189,6 +190,11 @@ class Router {
   // Earliest time on_timer has work: heartbeat, score refresh, validation timeout.
   Time next_deadline() const;
   void on_timer(Time now);
+
+  // Where PRUNE's peer exchange finds the signed peer record of a peer (the IO side's peer
+  // store); a null or empty answer sends the bare peer id, as go does without a record.
+  using PeerRecordLookup = std::function<const Bytes*(const PeerId&)>;
+  void set_peer_record_lookup(PeerRecordLookup lookup) { peer_records_ = std::move(lookup); }
 
   // ---- Outputs ----
   // The next queued action, oldest first; nullopt when none (Action is not default-constructible:
@@ -331,6 +337,7 @@ class Router {
 
   std::map<PeerId, Rpc> outgoing_;
   std::deque<Action> actions_;
+  PeerRecordLookup peer_records_;
   Time next_heartbeat_;
   uint64_t ticks_ = 0;
   RouterCounters counters_;

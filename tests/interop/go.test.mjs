@@ -5,6 +5,8 @@
 //  host:   go -> cpp and cpp -> go: ping, identify (what each says of itself),
 //          echo through yamux streams; identify push (a protocol the go node
 //          starts to serve reaches the cpp agent without a new connection);
+//  PX:     a PRUNE with peer exchange each way names a peer by its signed peer
+//          record, and the pruned node dials it (L5);
 //  gossip: chains cpp-go-cpp and go-cpp-go (only neighbours connected): every
 //          node publishes, every other node gets each message exactly once, with
 //          the p2pmq id, origin, seqno and data; a receiver without mesh peers
@@ -372,6 +374,61 @@ describe('identify push', () => {
         }, () => `last table: ${JSON.stringify(last)}\n${cpp.proc.describe()}`)
         // the agent identifies a connection once: on the same connection, only a push tells it
         assert.equal((await cpp.peers()).connections, connectionsBefore, 'learned on the same connection')
+      } finally {
+        await stopNodes(nodes)
+      }
+    })
+})
+
+// ---- PX with signed peer records (L5) ------------------------------------------------
+// A PRUNE's peer exchange names peers with their signed peer records (RFC 0002/0003 as
+// go-libp2p seals them: domain libp2p-peer-record, payload type 0x0301), which the pruner got
+// through identify. The pruned node knows nothing else of the named peer: it dials the
+// addresses of the record. The pruner leaves the topic, which PRUNEs its mesh with PX.
+describe('gossip PX with signed peer records', () => {
+  test('a go node PRUNEs the cpp agent with PX; the agent dials the go peer it names from its record',
+    { skip: SKIP, timeout: 300_000 }, async () => {
+      const nodes = []
+      try {
+        const named = await startGossip('go', 'named')
+        nodes.push(named)
+        const pruner = await startGossip('go', 'pruner', { bootstrap: [named.addr], extra: ['--px', '1'] })
+        nodes.push(pruner)
+        const cpp = await startGossip('cpp', 'agent', { bootstrap: [pruner.addr], extra: ['--set', 'thresholds.accept_px_threshold=0'] })
+        nodes.push(cpp)
+        await waitMeshLink(cpp, pruner)
+        assert.deepEqual(await cpp.peers(), [pruner.peerId], `${cpp} knows only the pruner`)
+        await pruner.request(`unsub ${TOPIC}`, 'unsubscribed')
+        let last = []
+        await poll(`${cpp} connected to ${named} named by PX`, async () => {
+          last = await cpp.peers()
+          return last.includes(named.peerId)
+        }, () => `last peers: ${JSON.stringify(last)}\n${cpp.proc.describe()}`)
+      } finally {
+        await stopNodes(nodes)
+      }
+    })
+
+  test('the cpp agent PRUNEs a go node with PX; go dials the cpp peer named, from the record we pass on',
+    { skip: SKIP, timeout: 300_000 }, async () => {
+      const nodes = []
+      try {
+        const named = await startGossip('cpp', 'named')
+        nodes.push(named)
+        const pruner = await startGossip('cpp', 'pruner', { bootstrap: [named.addr], extra: ['--set', 'gossip.do_px=true'] })
+        nodes.push(pruner)
+        // go follows PX only from peers scoring at least its acceptPXThreshold (100 by default here)
+        const go = await startGossip('go', 'go', { bootstrap: [pruner.addr], extra: ['--accept-px-threshold', '0'] })
+        nodes.push(go)
+        await waitMeshLink(go, pruner)
+        await waitMeshLink(named, pruner)
+        assert.deepEqual(await go.peers(), [pruner.peerId], `${go} knows only the pruner`)
+        await pruner.request(`unsub ${TOPIC}`, 'unsubscribed')
+        let last = []
+        await poll(`${go} connected to ${named} named by PX`, async () => {
+          last = await go.peers()
+          return last.includes(named.peerId)
+        }, () => `last peers: ${JSON.stringify(last)}\n${go.proc.describe()}`)
       } finally {
         await stopNodes(nodes)
       }

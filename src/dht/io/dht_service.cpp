@@ -227,6 +227,10 @@ Task<void> DhtService::serve(std::shared_ptr<host::Stream> stream) {
       if (!*request) break;
       ++stats_.requests_served;
       idle.extend(host::Clock::now() + kInboundIdle);
+      // Kad records are stamped on receipt (go does the same): the sender's timeReceived, if
+      // any, is not ours to keep.
+      if ((*request)->type == MessageType::put_value && (*request)->record)
+        (*request)->record->time_received = format_time_received(std::chrono::system_clock::now());
       auto answer = dht_.handle_request(peer, **request, now(), source);
       if (!answer) {
         ++stats_.requests_refused;

@@ -295,5 +295,24 @@ TEST(RecordStore, BoundsPerPeerAndSelectsTheBest) {
   EXPECT_EQ(store.get(to_bytes("/n/a"), t0 + 36h)->value, to_bytes("0"));
 }
 
+// go-libp2p-kad-dht stamps a stored record with time.Now().UTC() in RFC3339Nano.
+TEST(KadRecordTime, TimeReceivedIsGosRfc3339Nano) {
+  using namespace std::chrono;
+  auto t = sys_days{year{2026} / 12 / 3} + hours{13} + minutes{59} + seconds{15};
+  EXPECT_EQ(format_time_received(t), "2026-12-03T13:59:15Z");
+  EXPECT_EQ(format_time_received(t + milliseconds{120}), "2026-12-03T13:59:15.12Z");
+  EXPECT_EQ(format_time_received(t + nanoseconds{1}), "2026-12-03T13:59:15.000000001Z");
+}
+
+// The IO adapter stamps an inbound PUT_VALUE's record; the store keeps that stamp and GET_VALUE
+// answers with it (L9: it used to be emptied).
+TEST(RecordStore, KeepsTheTimeReceivedStampedOnReceipt) {
+  RecordStore store;
+  RecordValidator v;
+  v.validate = [](BytesView, BytesView) -> Result<void> { return {}; };
+  store.register_namespace("n", v);
+  ASSERT_TRUE(store.put(peer(1), {to_bytes("/n/a"), to_bytes("v"), "2026-12-03T13:59:15.12Z"}, t0));
+  EXPECT_EQ(store.get(to_bytes("/n/a"), t0)->time_received, "2026-12-03T13:59:15.12Z");
+}
 }  // namespace
 }  // namespace p2pmq::dht

@@ -68,6 +68,11 @@ GossipsubService::GossipsubService(host::Host& host, GossipsubConfig config,
   for (const auto& [topic, size] : router_.config().max_message_size_per_topic)
     largest = std::max(largest, size);
   service_.limits.max_rpc_size = std::max(service_.limits.max_rpc_size, largest + kRpcOverhead);
+  // PX sends the signed peer records identify brought us (go-libp2p-pubsub makePrune).
+  router_.set_peer_record_lookup([this](const PeerId& peer) -> const Bytes* {
+    auto it = host_.peer_store().find(peer);
+    return it == host_.peer_store().end() ? nullptr : &it->second.signed_peer_record;
+  });
 }
 
 GossipsubService::~GossipsubService() {
@@ -400,10 +405,19 @@ void GossipsubService::drain() {
             for (const auto& record : a.peers) {
               auto peer = crypto::PeerId::from_bytes(record.peer_id);
               if (!peer || *peer == host_.peer_id() || host_.connection_to(*peer)) continue;
-              // TODO(interop): signed peer records are not read yet; known addresses only.
+              // Bounded as go's connector queue: beyond prune_peers dials under way, skip.
+              if (connect_dials_ >= router_.config().prune_peers) break;
+              // A signed record (the router checked it is the peer's) gives the addresses;
+              // without one, only what our peer store already knows can be dialed.
+              if (record.signed_peer_record)
+                (void)host_.add_signed_peer_record(*peer, *record.signed_peer_record);
+              ++connect_dials_;
               asio::co_spawn(
                   host_.executor(),
-                  [this, p = *peer]() -> Task<void> { (void)co_await host_.connect(p); },
+                  [this, alive = alive_, p = *peer]() -> Task<void> {
+                    (void)co_await host_.connect(p);
+                    if (*alive) --connect_dials_;
+                  },
                   asio::detached);
             }
           }

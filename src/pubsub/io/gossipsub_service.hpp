@@ -81,6 +81,7 @@ class GossipsubService {
   uint64_t truncated_items_ = 0;
   uint64_t replaced_inbound_streams_ = 0;
   uint64_t stalled_peers_ = 0;
+  size_t connect_dials_ = 0;  // ConnectPeers dials under way (at most config prune_peers)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

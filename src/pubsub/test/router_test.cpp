@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "crypto/peer_record.hpp"
 #include "pubsub/message.hpp"
 
 namespace p2pmq::pubsub {
@@ -280,6 +281,63 @@ TEST_F(RouterTest, PruneCarriesPxWhenEnabled) {
     for (const auto& pr : a.rpc.control.prune) with_px += pr.peers.empty() ? 0 : 1;
   }
   EXPECT_EQ(with_px, 9u);
+}
+
+// go-libp2p-pubsub makePrune: each PX entry carries the signed peer record we hold for that
+// peer (from identify), so the pruned peer can dial it without knowing its addresses.
+TEST_F(RouterTest, PrunePxCarriesTheSignedPeerRecordWeHold) {
+  GossipsubConfig c;
+  c.do_px = true;
+  make(c);
+  router->join(kTopic, now);
+  auto peers = add_peers(2);
+  router->handle_rpc(peers[1].id, graft(), now);
+  drain();
+  const Identity& named = peers[0];
+  Bytes record = crypto::seal_peer_record(
+      named.key, crypto::PeerRecord{named.id, 1, {*Multiaddr::parse("/ip4/10.0.0.7/tcp/4001")}});
+  router->set_peer_record_lookup(
+      [&](const PeerId& p) -> const Bytes* { return p == named.id ? &record : nullptr; });
+  router->leave(kTopic, now);  // PRUNE with PX to every mesh peer
+  auto rpcs = sent_to(drain(), peers[1].id);
+  ASSERT_EQ(rpcs.size(), 1u);
+  ASSERT_EQ(rpcs[0].control.prune.size(), 1u);
+  const auto& px = rpcs[0].control.prune[0].peers;
+  ASSERT_EQ(px.size(), 1u);
+  EXPECT_EQ(px[0].peer_id, named.id.bytes());
+  EXPECT_EQ(px[0].signed_peer_record, record);
+}
+
+// go-libp2p-pubsub pxConnect: a PX entry whose record does not verify, or is another peer's, is
+// dropped (never dialed); an entry without a record and a valid one are kept.
+TEST_F(RouterTest, PxEntryWithAnInvalidOrForeignSignedRecordIsDropped) {
+  PeerScoreThresholds trusting;
+  trusting.accept_px_threshold = 0;
+  make({}, trusting);
+  router->join(kTopic, now);
+  auto p = add_peers(1)[0];
+  router->handle_rpc(p.id, graft(), now);
+  Identity good = identity(500), foreign = identity(501), bad = identity(502), bare = identity(503);
+  auto seal = [](const Identity& who) {
+    return crypto::seal_peer_record(
+        who.key, crypto::PeerRecord{who.id, 1, {*Multiaddr::parse("/ip4/10.0.0.7/tcp/4001")}});
+  };
+  Bytes tampered = seal(bad);
+  tampered.back() ^= 0x01;  // the signature's last byte
+  std::vector<PeerRecord> px{{good.id.bytes(), seal(good)},
+                             {foreign.id.bytes(), seal(good)},  // good's record under another id
+                             {bad.id.bytes(), tampered},
+                             {bare.id.bytes(), std::nullopt},
+                             {identity(504).id.bytes(), Bytes{0xff, 0x00}}};
+  router->handle_rpc(p.id, prune(60, px), now);
+  auto connects = of<ConnectPeers>(drain());
+  ASSERT_EQ(connects.size(), 1u);
+  std::vector<Bytes> ids;
+  for (const auto& r : connects[0].peers) ids.push_back(r.peer_id);
+  EXPECT_EQ(ids.size(), 2u);
+  EXPECT_TRUE(std::find(ids.begin(), ids.end(), good.id.bytes()) != ids.end());
+  EXPECT_TRUE(std::find(ids.begin(), ids.end(), bare.id.bytes()) != ids.end());
+  EXPECT_EQ(router->counters().px_invalid_records, 3u);
 }
 
 TEST_F(RouterTest, OpportunisticGraftAddsPeersAboveLowMedian) {

@@ -171,13 +171,14 @@ func p2pmqPeerScoreParams() *pubsub.PeerScoreParams {
 	}
 }
 
-// p2pmq's defaults (src/pubsub/score.hpp PeerScoreThresholds).
-func p2pmqThresholds() *pubsub.PeerScoreThresholds {
+// p2pmq's defaults (src/pubsub/score.hpp PeerScoreThresholds); acceptPX is 100 there
+// (--accept-px-threshold lowers it, so that a fresh peer's PX is followed).
+func p2pmqThresholds(acceptPX float64) *pubsub.PeerScoreThresholds {
 	return &pubsub.PeerScoreThresholds{
 		GossipThreshold:             -10,
 		PublishThreshold:            -50,
 		GraylistThreshold:           -80,
-		AcceptPXThreshold:           100,
+		AcceptPXThreshold:           acceptPX,
 		OpportunisticGraftThreshold: 1,
 	}
 }
@@ -266,6 +267,10 @@ func cmdGossip(o options) error {
 	if err != nil {
 		return err
 	}
+	acceptPX, err := o.uint("accept-px-threshold", 100)
+	if err != nil {
+		return err
+	}
 	msgid := o.str("msgid", "p2pmq")
 	if msgid != "p2pmq" && msgid != "stock" {
 		return usageError{"--msgid must be p2pmq or stock"}
@@ -307,7 +312,7 @@ func cmdGossip(o options) error {
 		pubsub.WithFloodPublish(flood),
 		pubsub.WithPeerExchange(px),
 		pubsub.WithRawTracer(g.mesh),
-		pubsub.WithPeerScore(p2pmqPeerScoreParams(), p2pmqThresholds()),
+		pubsub.WithPeerScore(p2pmqPeerScoreParams(), p2pmqThresholds(float64(acceptPX))),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(g.keepScores), scoreInspectPeriod),
 		// go's defaults (32 queued validations, 32 queued RPCs per peer) drop a burst of
 		// thousands published at once inside the go nodes themselves; the burst tests look

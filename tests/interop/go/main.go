@@ -59,7 +59,7 @@ const usage = `usage:
   go-peer identify MA [--timeout S]
   go-peer gossip [--bootstrap MA]... [--topic T]... [--key FILE] [--listen MA]
                  [--D n --Dlo n --Dhi n --Dout n --Dscore n --Dlazy n --heartbeat-ms n --flood-publish 0|1]
-                 [--msgid p2pmq|stock] [--px 0|1] [--direct MA]... [--dht off|server|client] [--dht-protocol P]
+                 [--msgid p2pmq|stock] [--px 0|1] [--accept-px-threshold n] [--direct MA]... [--dht off|server|client] [--dht-protocol P]
   go-peer dht [--mode server|client] [--bootstrap MA]... [--protocol P] [--key FILE] [--listen MA] [--query-timeout S]
   go-peer transport-interop   (environment: transport security muxer is_dialer ip redis_addr test_timeout_seconds)`
 
