@@ -304,7 +304,8 @@ export async function pingOnce (addr) {
   const t = Date.now()
   const res = await run([CPP.bin, 'ping', addr, '--count', '1'], { timeoutMs: PING_DEADLINE_S * 1000 })
   const ok = res.code === 0 && res.stdout.some(l => l.startsWith('pong 1 '))
-  return { ok, ms: Date.now() - t, error: ok ? null : (res.timedOut ? `no answer within ${PING_DEADLINE_S} s` : res.stderr.trim().split('\n').slice(-2).join(' | ')) }
+  const why = () => res.timedOut ? `no answer within ${PING_DEADLINE_S} s` : (res.stderr.trim().split('\n').slice(-2).join(' | ') || `exit ${res.code} signal ${res.signal}, stdout: ${res.stdout.join(' | ')}`)
+  return { ok, ms: Date.now() - t, error: ok ? null : why() }
 }
 
 /** Pings addr one after another until stop(); stop() resolves with every result. */

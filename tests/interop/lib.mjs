@@ -85,6 +85,12 @@ export function start (argv, { env = {}, name = argv[1] ?? argv[0], stdin = 'ign
       for (const w of proc.waiters) w.check()
     }
   })
+  child.stdout.on('end', () => {
+    if (partial === '') return
+    proc.lines.push(partial.replace(/\r$/, ''))  // a last line without its newline
+    partial = ''
+    for (const w of proc.waiters) w.check()
+  })
   child.stderr.setEncoding('utf8')
   child.stderr.on('data', chunk => {
     proc.stderr += chunk
@@ -100,7 +106,13 @@ export function start (argv, { env = {}, name = argv[1] ?? argv[0], stdin = 'ign
       for (const w of proc.waiters) w.check()
       resolve({ code, signal })
     }
-    child.on('exit', done)
+    // 'exit' may come before the last of stdout is read (a loaded machine): wait for its end,
+    // bounded, since a grandchild that inherited stdout can hold it open.
+    child.on('exit', (code, signal) => {
+      if (child.stdout.readableEnded) return done(code, signal)
+      const timer = setTimeout(() => done(code, signal), 2000)
+      child.stdout.once('end', () => { clearTimeout(timer); setImmediate(() => done(code, signal)) })
+    })
     child.on('error', err => {
       proc.stderr += `spawn error: ${err.message}\n`
       done(null, null)
