@@ -59,8 +59,8 @@ const MESH = {
   }
 }
 
-function gossipArgv (kind, { topics = [], bootstrap = [], mesh } = {}) {
-  const common = [...topics.flatMap(t => ['--topic', t]), ...bootstrap.flatMap(b => ['--bootstrap', b]), ...(mesh ? MESH[mesh][kind] : [])]
+function gossipArgv (kind, { topics = [], bootstrap = [], mesh, extra = [] } = {}) {
+  const common = [...topics.flatMap(t => ['--topic', t]), ...bootstrap.flatMap(b => ['--bootstrap', b]), ...(mesh ? MESH[mesh][kind] : []), ...extra]
   if (kind === 'js') return [NODE, PEER_JS, 'gossip', ...common]
   // The chains must stay chains: each cpp node in a DHT of its own (a protocol prefix no one
   // else speaks), so topic discovery adds no connections.
@@ -400,3 +400,65 @@ for (const { publisher: pk, relay: rk, receiver: xk } of CHAINS) {
     })
   })
 }
+
+// ---- PX with signed peer records (L5) ------------------------------------------------
+// As in go.test.mjs: the pruner leaves the topic, which PRUNEs its mesh with peer exchange
+// naming the peer it also knows, with that peer's signed peer record (from identify); the
+// pruned node, which knew only the pruner, dials the named peer from the record.
+async function waitMeshLink (a, b) {
+  await until(`a mesh link ${a} - ${b}`, async () => {
+    const [ma, mb] = await Promise.all([a.mesh(), b.mesh()])
+    return ma.includes(b.peerId) && mb.includes(a.peerId)
+  })
+}
+
+describe('gossip PX with signed peer records', () => {
+  test('a js node PRUNEs the cpp agent with PX; the agent dials the js peer it names from its record',
+    { skip: skipFor(['cpp']), timeout: 300_000 }, async () => {
+      const nodes = []
+      try {
+        const named = await GossipNode.start('js', 'named', { topics: [TOPIC] })
+        nodes.push(named)
+        const pruner = await GossipNode.start('js', 'pruner', { topics: [TOPIC], bootstrap: [named.addr], extra: ['--px', '1'] })
+        nodes.push(pruner)
+        const cpp = await GossipNode.start('cpp', 'agent', { topics: [TOPIC], bootstrap: [pruner.addr], extra: ['--set', 'thresholds.accept_px_threshold=0', '--set', `dht.protocol_prefix=/px-${randomBytes(6).toString('hex')}`] })
+        nodes.push(cpp)
+        await waitMeshLink(cpp, pruner)
+        assert.deepEqual(await cpp.peers(), [pruner.peerId], `${cpp} knows only the pruner`)
+        await pruner.request(`unsub ${TOPIC}`, 'unsubscribed')
+        let last = []
+        await until(`${cpp} connected to ${named} named by PX`, async () => {
+          last = await cpp.peers()
+          return last.includes(named.peerId)
+        }, () => `last peers: ${JSON.stringify(last)}\n${cpp.proc.describe()}`)
+      } finally {
+        await stopNodes(nodes)
+      }
+    })
+
+  test('the cpp agent PRUNEs a js node with PX; js dials the cpp peer named, from the record we pass on',
+    { skip: skipFor(['cpp']), timeout: 300_000 }, async () => {
+      const nodes = []
+      const ownDht = () => ['--set', `dht.protocol_prefix=/px-${randomBytes(6).toString('hex')}`]
+      try {
+        const named = await GossipNode.start('cpp', 'named', { topics: [TOPIC], extra: ownDht() })
+        nodes.push(named)
+        const pruner = await GossipNode.start('cpp', 'pruner', { topics: [TOPIC], bootstrap: [named.addr], extra: ['--set', 'gossip.do_px=true', ...ownDht()] })
+        nodes.push(pruner)
+        // js follows PX only from peers scoring at least acceptPXThreshold
+        const js = await GossipNode.start('js', 'js', { topics: [TOPIC], bootstrap: [pruner.addr], extra: ['--accept-px-threshold', '0'] })
+        nodes.push(js)
+        await waitMeshLink(js, pruner)
+        await waitMeshLink(named, pruner)
+        assert.deepEqual(await js.peers(), [pruner.peerId], `${js} knows only the pruner`)
+        await pruner.request(`unsub ${TOPIC}`, 'unsubscribed')
+        let last = []
+        await until(`${js} connected to ${named} named by PX`, async () => {
+          last = await js.peers()
+          return last.includes(named.peerId)
+        }, () => `last peers: ${JSON.stringify(last)}\n${js.proc.describe()}`)
+      } finally {
+        await stopNodes(nodes)
+      }
+    })
+})

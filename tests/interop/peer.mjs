@@ -51,6 +51,7 @@ const USAGE = `usage:
   node peer.mjs gossip [--bootstrap MULTIADDR]... [--topic T]... [--key FILE]
                        [--D n] [--Dlo n] [--Dhi n] [--Dout n] [--Dscore n] [--Dlazy n]
                        [--heartbeat-ms n] [--flood-publish 0|1] [--msgid p2pmq|stock]
+                       [--px 0|1] [--accept-px-threshold n]
   node peer.mjs dht [--mode server|client] [--bootstrap MULTIADDR]... [--protocol P]
                     [--key FILE] [--query-timeout S]`
 
@@ -525,6 +526,12 @@ async function cmdGossip (opts) {
     if (opts[flag] != null) over[key] = intOpt(opts, flag)
   }
   if (opts['flood-publish'] != null) over.floodPublish = opts['flood-publish'] !== '0'
+  // --px 1: our PRUNEs carry peer exchange; --accept-px-threshold N: follow PX from peers
+  // scoring at least N (10 by default here)
+  if (opts.px != null) over.doPX = opts.px !== '0'
+  if (opts['accept-px-threshold'] != null) {
+    over.scoreThresholds = { ...gossipOptions().scoreThresholds, acceptPXThreshold: intOpt(opts, 'accept-px-threshold') }
+  }
   // --msgid stock: js gossipsub's own defaults (from || seqno ids, a random seqno per message),
   // as a js node that knows nothing of p2pmq runs; p2pmq (default): p2pmq's ids and seqnos.
   const msgid = opts.msgid ?? 'p2pmq'
