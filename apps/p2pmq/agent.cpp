@@ -316,6 +316,10 @@ int run_agent(AgentOptions options) {
   if (!score_params.default_topic) score_params.default_topic = pubsub::TopicScoreParams{};
   pubsub::ServiceConfig gossip_service;
   gossip_service.write_stall_timeout = cfg.resources.stall_timeout;
+  for (const auto& addr : cfg.direct_peers)
+    if (auto mh = addr.p2p())
+      if (auto id = crypto::PeerId::from_bytes(*mh))
+        gossip_service.direct_peer_addrs[*id].push_back(addr);
   pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds,
                                   gossip_service);
   api::HoldConfig hold;

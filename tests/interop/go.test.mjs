@@ -435,6 +435,33 @@ describe('gossip PX with signed peer records', () => {
     })
 })
 
+// ---- direct peers ----------------------------------------------------------------
+// A node configured with the other kind as a direct peer dials it by itself (no bootstrap),
+// never takes it into its mesh (it PRUNEs the other's GRAFT), and messages still flow both
+// ways: it forwards everything to its direct peer and accepts what the direct peer sends.
+describe('direct peers', () => {
+  for (const [dk, ok] of [['cpp', 'go'], ['go', 'cpp']]) {
+    test(`${dk} has a ${ok} node as a direct peer: dialed, kept out of the mesh, messages both ways`,
+      { skip: SKIP, timeout: 300_000 }, async () => {
+        const nodes = []
+        try {
+          const other = await startGossip(ok, 'other')
+          nodes.push(other)
+          const direct = dk === 'cpp' ? ['--set', `gossip.direct_peers=${other.addr}`] : ['--direct', other.addr]
+          const d = await startGossip(dk, 'with-direct', { extra: direct })
+          nodes.push(d)
+          await poll(`${d} dials its direct peer ${other}`, async () => (await d.peers()).includes(other.peerId))
+          const sent = [await d.pub(`from ${d.name}`), await other.pub(`from ${other.name}`)]
+          await other.waitMessages([sent[0].id])
+          await d.waitMessages([sent[1].id])
+          assert.ok(!(await d.mesh()).includes(other.peerId), `${d} took its direct peer into its mesh`)
+        } finally {
+          await stopNodes(nodes)
+        }
+      })
+  }
+})
+
 // ---- gossip: mixed chains ---------------------------------------------------------
 for (const kinds of [['cpp', 'go', 'cpp'], ['go', 'cpp', 'go']]) {
   describe(`gossip chain ${kinds.join(' - ')}`, () => {

@@ -411,6 +411,9 @@ void GossipsubService::drain() {
               // without one, only what our peer store already knows can be dialed.
               if (record.signed_peer_record)
                 (void)host_.add_signed_peer_record(*peer, *record.signed_peer_record);
+              if (auto d = service_.direct_peer_addrs.find(*peer);
+                  d != service_.direct_peer_addrs.end())
+                host_.add_addrs(*peer, d->second);
               ++connect_dials_;
               asio::co_spawn(
                   host_.executor(),

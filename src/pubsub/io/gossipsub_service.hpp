@@ -22,6 +22,9 @@ struct ServiceConfig {
   // A peer that takes none of our RPCs for this long (a write stays blocked on its yamux
   // window) is disconnected: stopped or hostile, it only holds our buffers. 0: never.
   std::chrono::milliseconds write_stall_timeout{20000};
+  // The configured addresses of the router's direct peers (gossip.direct_peers): put back in
+  // the peer store before each (re)connect, so they never expire out of it.
+  std::map<PeerId, std::vector<Multiaddr>> direct_peer_addrs;
 };
 
 class GossipsubService {
