@@ -643,10 +643,10 @@ int run_agent(AgentOptions options) {
     trim_timer.expires_after(std::chrono::seconds(1));
     trim_timer.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
-      if (size_t free_bytes = ::mallinfo2().fordblks; trim_policy.should_trim(free_bytes)) {
+      const auto now = std::chrono::steady_clock::now();
+      if (size_t free_bytes = ::mallinfo2().fordblks; trim_policy.should_trim(free_bytes, now)) {
         ::malloc_trim(0);
-        size_t after = ::mallinfo2().fordblks;
-        trim_policy.trimmed(after);
+        trim_policy.trimmed(::mallinfo2().fordblks, now);
         spdlog::debug("memory: {} MiB freed in the heap, returned to the OS", free_bytes >> 20);
       }
       schedule_trim();
