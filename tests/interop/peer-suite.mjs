@@ -484,7 +484,14 @@ export function defineSuite (kind) {
             const d = await s.startGossip(dk, 'with-direct', { extra: direct })
             nodes.push(d)
             await poll(`${d} dials its direct peer ${other}`, async () => (await d.peers()).includes(other.peerId))
-            const sent = [await d.pub(`from ${d.name}`), await other.pub(`from ${other.name}`)]
+            // connected is not subscribed: rust refuses to publish until it knows a subscriber
+            // of the topic (NoPeersSubscribedToTopic), and no mesh link tells when it does
+            const pubAccepted = (n, data) => poll(`${n} publishing once it knows a subscriber`,
+              () => n.pub(data).catch(err => {
+                if (/NoPeersSubscribedToTopic/.test(err.message)) return false
+                throw err
+              }))
+            const sent = [await pubAccepted(d, `from ${d.name}`), await pubAccepted(other, `from ${other.name}`)]
             await other.waitMessages([sent[0].id])
             await d.waitMessages([sent[1].id])
             assert.ok(!(await d.mesh()).includes(other.peerId), `${d} took its direct peer into its mesh`)
