@@ -967,7 +967,7 @@ impl Node {
                 if self.gs().is_ok() {
                     let (duplicates, iwant) = gossip_counts(&self.metrics);
                     ev["duplicates"] = json!(duplicates);
-                    ev["iwant_ids"] = json!(iwant);
+                    ev["iwant_asked"] = json!(iwant);
                 }
                 emit(ev);
             }
