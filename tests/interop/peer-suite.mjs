@@ -14,9 +14,9 @@
 //          mesh peers gets every message by IHAVE/IWANT through a relay of either kind;
 //  kad:    on /ipfs/kad/1.0.0: FIND_NODE through a bootstrapper of either kind;
 //          provider records written by one kind, stored and served by servers of the
-//          other kind, found by either; agents in gossip mode (topics joined, discovery
-//          on, the DHT on /ipfs) that find each other through a DHT of the peer's kind
-//          only, and a peer that finds the agents' provider records;
+//          other kind, found by either; in gossip mode (kad beside gossipsub): agents that
+//          find each other and a peer for a topic through the peer's DHT only, and a peer
+//          that finds the agents' provider records;
 //  large:  a 1 MB message each way.
 // The kind files add what only their kind does (go: PX, key files, go's frame limit, a
 // burst against go's one-RPC IWANT answer, stock ids; rust: `connect`, bursts through
@@ -707,21 +707,23 @@ export function defineSuite (kind) {
   }
 
   // ---- kad in gossip mode -------------------------------------------------------------
-  // Agents as they run in a network (`p2pmq agent --topic T`: topics joined, discovery on)
-  // with the DHT on /ipfs (dht.protocol_prefix: /ipfs) and a DHT of the peer's kind as their
-  // only bootstrapper. The agents run the DHT as clients, so the peer's server is the only
-  // node that stores and serves provider records: each agent provides T's key there
-  // (ADD_PROVIDER), looks up T's providers there (GET_PROVIDERS) while its mesh is short, and
-  // dials them; nothing else tells them of each other. A DHT client of the peer's kind finds
-  // the agents' records; what an agent provides is found by the peer's own lookup.
+  // The peer in gossip mode (`gossip --dht server|client`: kad beside gossipsub, on /ipfs) and
+  // agents as they run in a network (`p2pmq agent --topic T`: topic joined, discovery on, the
+  // DHT on /ipfs). The agents know only the peer's DHT server and run the DHT as clients, so
+  // the peer is the only node that stores and serves provider records: each agent provides T's
+  // key there (ADD_PROVIDER), looks up T's providers there (GET_PROVIDERS) while its mesh is
+  // short, and dials them; nothing else tells the agents of each other. A second peer of the
+  // kind, a DHT client, provides T: the agents find it the same way and take it into their
+  // meshes, and it finds the agents' provider records.
   describe(`kad ${KAD} in gossip mode: topic discovery through a ${kind} DHT`, () => {
-    test(`two cpp agents find each other for a topic through a ${kind} DHT server; a ${kind} client finds their provider records`,
+    test(`cpp agents find each other and a ${kind} peer for a topic through a ${kind} DHT server; the ${kind} peer finds their provider records`,
       { skip: SKIP, timeout: 300_000 }, async () => {
         const nodes = []
         try {
-          const server = await s.startDht(kind, 'dht')
-          nodes.push(server)
           const topic = `${TOPIC}/discovery-${randomBytes(4).toString('hex')}`
+          const kad = mode => ['--dht', mode, '--dht-protocol', KAD]
+          const server = await s.startGossip(kind, 'dht server', { topics: [topic], extra: kad('server') })
+          nodes.push(server)
           const agentArgv = () => [CPP.bin, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--stdio', '--grpc', 'off',
             '--topic', topic, '--bootstrap', server.addr, '--dht-mode', 'client',
             '--set', 'dht.protocol_prefix=/ipfs', '--set', 'dht.discovery_interval=1s']
@@ -733,10 +735,14 @@ export function defineSuite (kind) {
           const ev = await a.pub('found through the DHT', topic)
           await b.waitMessages([ev.id], topic)
 
-          const client = await s.startDht(kind, 'finder', { mode: 'client', bootstrap: [server.addr] })
-          nodes.push(client)
-          await s.waitTable(client, [server])
-          for (const agent of [a, b]) await s.waitProvider(client, topic, agent)
+          const provider = await s.startGossip(kind, 'provider', { topics: [topic], bootstrap: [server.addr], extra: kad('client') })
+          nodes.push(provider)
+          await s.waitTable(provider, [server])
+          const provided = await provider.provide(topic)
+          assert.ok(provided.peers >= 1, `${provider}: ADD_PROVIDER reached no server: ${JSON.stringify(provided)}`)
+          await s.waitMeshLink(a, provider, topic)
+          await s.waitMeshLink(b, provider, topic)
+          for (const agent of [a, b]) await s.waitProvider(provider, topic, agent)
           const table = await server.table()
           for (const agent of [a, b]) assert.ok(!table.includes(agent.peerId), `${server} has the DHT client ${agent} in its table`)
         } finally {
