@@ -24,6 +24,7 @@
 #include "dht/io/dht_service.hpp"
 #include "discovery.hpp"
 #include "host/host.hpp"
+#include "json_seqno.hpp"
 #include "mdns/io/mdns_service.hpp"
 #include "protocols/echo.hpp"
 #include "protocols/identify.hpp"
@@ -121,7 +122,10 @@ class StdioControl {
         if (!r)
           emit({{"event", "error"}, {"message", "pub " + arg + ": " + r.error().to_string()}});
         else
-          emit({{"event", "published"}, {"topic", arg}, {"seqno", r->seqno}, {"id", hex(r->id)}});
+          emit({{"event", "published"},
+                {"topic", arg},
+                {"seqno", json_seqno(r->seqno)},
+                {"id", hex(r->id)}});
       });
     } else if (cmd == "connect" && !arg.empty()) {
       auto addr = Multiaddr::parse(arg);
@@ -480,7 +484,7 @@ int run_agent(AgentOptions options) {
       auto from = crypto::PeerId::from_bytes(*d.message.from);
       j["from"] = from ? from->to_string() : hex(*d.message.from);
     }
-    if (auto seqno = pubsub::seqno_value(d.message)) j["seqno"] = *seqno;
+    if (auto seqno = pubsub::seqno_value(d.message)) j["seqno"] = json_seqno(*seqno);
     emit(j);
   };
   sh.gap = [&backend, stdio = options.stdio](const sync::GapEvent& g) {
@@ -488,7 +492,11 @@ int run_agent(AgentOptions options) {
     std::string who = origin ? origin->to_string() : hex(g.origin);
     backend.deliver_gap(api::GapNotice{g.topic, who, g.from, g.to});
     if (stdio)
-      emit({{"event", "gap"}, {"topic", g.topic}, {"origin", who}, {"from", g.from}, {"to", g.to}});
+      emit({{"event", "gap"},
+            {"topic", g.topic},
+            {"origin", who},
+            {"from", json_seqno(g.from)},
+            {"to", json_seqno(g.to)}});
   };
   if (validate_externally)
     sh.validate = [&validate_externally](const pubsub::DeliverMessage& d,
