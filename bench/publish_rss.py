@@ -12,13 +12,7 @@ import subprocess
 import threading
 import time
 
-
-def rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from proc_stats import rss_mb
 
 
 def main():
