@@ -84,8 +84,9 @@ function drawChart(history) {
   });
   let parts = [];
   const t0 = t.length ? t[0] : 0, t1 = t.length ? t[t.length - 1] : 1;
-  let max = 1;
+  let max = 1;  // then 10% headroom above the highest rate
   series.forEach(s => s.pts.forEach(p => { if (p[1] > max) max = p[1]; }));
+  max *= 1.1;
   const x = tt => L + (W - L - R) * (t1 > t0 ? (tt - t0) / (t1 - t0) : 1);
   const y = v => H - B - (H - T - B) * v / max;
   for (let g = 0; g <= 4; g++) {
