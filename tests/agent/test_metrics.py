@@ -157,6 +157,22 @@ class MetricsEndpoint(MetricsTestCase):
             self.assertTrue(name.startswith("p2pmq_"), name)
             self.assertEqual(kind == "counter", name.endswith("_total"), (name, kind))
 
+        # Every family is documented in docs/operations.md, and every series the Grafana
+        # dashboard queries exists (but those of roles and options these agents lack).
+        with open(os.path.join(harness.ROOT, "docs", "operations.md")) as f:
+            operations = f.read()
+        for name in types:
+            self.assertIn("`%s`" % name, operations, "undocumented metric")
+        with open(os.path.join(harness.ROOT, "deploy", "grafana", "p2pmq.json")) as f:
+            dashboard = json.load(f)
+        conditional = {"p2pmq_sync_archive_messages"}  # archive role only
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                for name in re.findall(r"p2pmq_[a-z0-9_]+", target["expr"]):
+                    family = re.sub(r"_(bucket|count|sum)$", "", name)
+                    if family not in conditional:
+                        self.assertIn(family, types, "dashboard panel %r" % panel["title"])
+
         # /status.json is built from the same probes and the backend's status.
         status = json.loads(get(agents[2].http, "/status.json")[2])
         self.assertEqual(status["status"]["peer_id"], agents[2].peer_id)
