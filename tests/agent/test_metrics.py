@@ -95,7 +95,19 @@ class MetricsAgent(Agent):
 class MetricsTestCase(unittest.TestCase):
     def setUp(self):
         self.procs = Processes(self.__class__.__name__)
-        self.addCleanup(self.procs.close)
+        self._problems_before = self._problems()
+        self.addCleanup(self._close)
+
+    def _problems(self):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        if result is None:
+            return None
+        return len(result.failures) + len(result.errors)
+
+    def _close(self):
+        # Logs (in the directory named by failure messages) are kept when the test failed.
+        now = self._problems()
+        self.procs.close(keep_logs=now is None or now != self._problems_before)
 
     def ctx(self):
         return self.procs.context()
