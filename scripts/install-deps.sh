@@ -17,6 +17,7 @@ packages=(
   python3-grpcio python3-grpc-tools
   nodejs
   libhiredis-dev redis-server
+  chromium  # headless, for the status page test (tests/agent/test_metrics.py StatusPage)
 )
 
 missing=()
