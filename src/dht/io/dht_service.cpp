@@ -142,7 +142,11 @@ void DhtService::on_identified(const protocols::IdentifyInfo& info) {
 }
 
 void DhtService::peer_alive(const PeerId& peer, std::vector<Multiaddr> addrs) {
-  auto outcome = dht_.on_peer_alive(peer, dialable(addrs), now());
+  // The routing table's diversity limits count the address the peer connects from, which it
+  // cannot choose as freely as the addresses it announces.
+  RequestSource source;
+  if (auto conn = host_.connection_to(peer)) source = request_source(conn->info().remote_addr);
+  auto outcome = dht_.on_peer_alive(peer, dialable(addrs), now(), source);
   if (outcome.probe && running_) {
     asio::co_spawn(
         host_.executor(),

@@ -237,6 +237,12 @@ TEST(DhtConfig, ValidateNamesTheKey) {
   c = {};
   c.protocol_prefix = "p2pmq";
   EXPECT_NE(validate(c).error().message.find("protocol_prefix"), std::string::npos);
+  c = {};
+  c.table.max_peers_per_ip_group_per_bucket = 4;  // more than the table's 3
+  EXPECT_NE(validate(c).error().message.find("table.max_peers_per_ip_group_per_bucket"),
+            std::string::npos);
+  c.table.max_peers_per_ip_group = 0;  // no table limit: any bucket limit
+  EXPECT_TRUE(validate(c));
 }
 
 }  // namespace
