@@ -229,6 +229,19 @@ TEST(DhtMaintenance, BootstrapRefreshAndRepublish) {
   EXPECT_FALSE(d.start_providing(to_bytes("not a multihash"), t0));
 }
 
+TEST(DhtPeers, SybilsConnectingFromOneSlash16GetAtMostThreeTableSlots) {
+  Dht d(peer(0));
+  auto from = [](const std::string& ip) {
+    return request_source(Multiaddr::parse("/ip4/" + ip + "/tcp/4001").value());
+  };
+  for (int i = 1; i <= 50; ++i)
+    d.on_peer_alive(peer(i), {}, t0, from("203.0." + std::to_string(i) + ".9"));
+  EXPECT_EQ(d.table().size(), 3u);
+  for (int i = 51; i <= 60; ++i)
+    d.on_peer_alive(peer(i), {}, t0, from(std::to_string(i) + ".1.2.3"));  // ten other /16s
+  EXPECT_EQ(d.table().size(), 13u);
+}
+
 TEST(DhtConfig, ValidateNamesTheKey) {
   DhtConfig c;
   EXPECT_TRUE(validate(c));
