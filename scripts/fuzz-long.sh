@@ -7,13 +7,14 @@
 #   that add coverage), so the committed corpus grows with what the run learned;
 #   and prints one line per target: executions, seconds, corpus size, and "finding" if libFuzzer
 #   stopped on a crash, leak or timeout (the reproducer is left in build/fuzz/long/).
-#   scripts/fuzz-long.sh [target...]      RUNS=10000000 MAX_SECONDS=3600 JOBS=1
+#   scripts/fuzz-long.sh [target...]      RUNS=10000000 MAX_SECONDS=3600 FUZZ_BIN=build/fuzz/fuzz
+# FUZZ_BIN: a directory of fuzz_* binaries, e.g. a copy, so the flavour can be rebuilt meanwhile.
 # Needs the fuzz flavour (scripts/build.sh fuzz). Runs under nice: it uses idle CPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10000000}
 MAX_SECONDS=${MAX_SECONDS:-3600}
-bin=build/fuzz/fuzz
+bin=$(realpath -m "${FUZZ_BIN:-build/fuzz/fuzz}")
 [ -d "$bin" ] || { echo "fuzz-long.sh: build the fuzz flavour first (scripts/build.sh fuzz)" >&2; exit 2; }
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
@@ -27,7 +28,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/queue" "$corpus" "$seeds"
   log=$work/run.log
   start=$(date +%s)
-  ( cd "$work" && ASAN_OPTIONS=detect_leaks=1 nice -n 19 "../../fuzz/fuzz_$t" -runs="$RUNS" \
+  ( cd "$work" && ASAN_OPTIONS=detect_leaks=1 nice -n 19 "$bin/fuzz_$t" -runs="$RUNS" \
       -max_total_time="$MAX_SECONDS" -max_len=70000 -rss_limit_mb=2048 -print_final_stats=1 \
       queue "../../../../$corpus" "../../../../$seeds" ) >"$log" 2>&1
   rc=$?
@@ -44,6 +45,8 @@ for t in "${targets[@]}"; do
   if [ -d "$work/queue" ]; then
     nice -n 19 "$bin/fuzz_$t" -merge=1 -max_len=70000 "$corpus" "$work/queue" >"$work/merge.log" 2>&1
   fi
-  echo "fuzz_$t: ${execs:-0} executions in ${secs} s, corpus $(ls "$corpus" | wc -l) files ${finding}"
+  cov=$(grep -oE '(DONE|INITED|pulse|NEW|REDUCE) +cov: [0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
+  rate=$(( ${execs:-0} / (secs > 0 ? secs : 1) ))
+  echo "fuzz_$t: ${execs:-0} executions in ${secs} s (${rate} exec/s), cov ${cov:-?}, corpus $(ls "$corpus" | wc -l) files ${finding}"
 done
 exit $status

@@ -288,6 +288,8 @@ dht::DhtConfig dht_config(const agent::AgentConfig& cfg) {
   c.providers.max_keys_per_ip = cfg.dht.provider_keys_per_ip;
   c.providers.max_keys_per_subnet = cfg.dht.provider_keys_per_subnet;
   c.providers.max_addrs_per_record = cfg.dht.max_provider_addrs;
+  c.table.max_peers_per_ip_group_per_bucket = cfg.dht.max_peers_per_ip_group_per_bucket;
+  c.table.max_peers_per_ip_group = cfg.dht.max_peers_per_ip_group;
   c.query.query_timeout = cfg.dht.query_timeout;
   c.bootstrap_interval = cfg.dht.bootstrap_interval;
   c.query.max_candidates = std::max(c.query.max_candidates, c.query.k);

@@ -962,6 +962,8 @@ const Fields<DhtSettings>& dht_fields() {
       uint_field("provider_keys_per_ip", &D::provider_keys_per_ip),
       uint_field("provider_keys_per_subnet", &D::provider_keys_per_subnet),
       uint_field("max_provider_addrs", &D::max_provider_addrs),
+      uint_field("max_peers_per_ip_group_per_bucket", &D::max_peers_per_ip_group_per_bucket),
+      uint_field("max_peers_per_ip_group", &D::max_peers_per_ip_group),
   };
   return fields;
 }
@@ -1135,6 +1137,12 @@ Result<void> validate_dht(const DhtSettings& d) {
     if (value == 0) return bad_value(std::string("dht.") + name, "must be >= 1", "0");
   if (d.beta > d.k)
     return bad_value("dht.beta", fmt::format("must be <= k ({})", d.k), fmt::format("{}", d.beta));
+  if (d.max_peers_per_ip_group != 0 &&
+      d.max_peers_per_ip_group_per_bucket > d.max_peers_per_ip_group)
+    return bad_value(
+        "dht.max_peers_per_ip_group_per_bucket",
+        fmt::format("must be <= max_peers_per_ip_group ({})", d.max_peers_per_ip_group),
+        fmt::format("{}", d.max_peers_per_ip_group_per_bucket));
   const std::pair<const char*, Ms> intervals[] = {{"request_timeout", d.request_timeout},
                                                   {"query_timeout", d.query_timeout},
                                                   {"bootstrap_interval", d.bootstrap_interval},

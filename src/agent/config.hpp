@@ -127,6 +127,11 @@ struct DhtSettings {
   size_t provider_keys_per_ip = 500;  // keys holding a record from one IP
   size_t provider_keys_per_subnet = 1000;
   size_t max_provider_addrs = 8;  // addresses kept per provider record
+  // Routing-table diversity (go-libp2p-kad-dht's peer-diversity filter): peers connecting from
+  // one public IP group (/16 IPv4, legacy class-A /8, /32 IPv6) per bucket and per table.
+  // 0: no limit.
+  size_t max_peers_per_ip_group_per_bucket = 2;
+  size_t max_peers_per_ip_group = 3;
 };
 
 // Connection manager: above high_water, close the least useful connections down to low_water;

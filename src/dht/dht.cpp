@@ -31,6 +31,9 @@ Result<void> validate(const DhtConfig& c) {
   if (c.table.k == 0) return bad("table.k", "must be > 0");
   if (c.table.max_refresh_cpl > 20) return bad("table.max_refresh_cpl", "must be <= 20");
   if (c.table.max_failures == 0) return bad("table.max_failures", "must be > 0");
+  if (c.table.max_peers_per_ip_group != 0 &&
+      c.table.max_peers_per_ip_group_per_bucket > c.table.max_peers_per_ip_group)
+    return bad("table.max_peers_per_ip_group_per_bucket", "must be <= max_peers_per_ip_group");
   if (c.query.alpha == 0) return bad("query.alpha", "must be > 0");
   if (c.query.k == 0) return bad("query.k", "must be > 0");
   if (c.query.beta == 0 || c.query.beta > c.query.k) return bad("query.beta", "must be 1..k");
@@ -178,8 +181,9 @@ Result<std::optional<KadMessage>> Dht::handle(const PeerId& from, const KadMessa
 
 // ---- Peers and lookups -------------------------------------------------------------------
 
-InsertOutcome Dht::on_peer_alive(const PeerId& peer, std::vector<Multiaddr> addrs, Time now) {
-  return table_.add(peer, std::move(addrs), now);
+InsertOutcome Dht::on_peer_alive(const PeerId& peer, std::vector<Multiaddr> addrs, Time now,
+                                 const RequestSource& source) {
+  return table_.add(peer, std::move(addrs), now, source.ip_group);
 }
 
 std::vector<KadPeer> Dht::seeds(const KadKey& target) const {

@@ -86,8 +86,10 @@ class Dht {
 
   // ---- Peers ---------------------------------------------------------------------------
   // A peer answered one of our requests, or identify showed it serves the protocol (server
-  // mode). Client-mode peers are never added.
-  InsertOutcome on_peer_alive(const PeerId& peer, std::vector<Multiaddr> addrs, Time now);
+  // mode). Client-mode peers are never added. `source`: the connection it was seen on, whose
+  // IP group the table's diversity limits count (default: not from the network, not limited).
+  InsertOutcome on_peer_alive(const PeerId& peer, std::vector<Multiaddr> addrs, Time now,
+                              const RequestSource& source = {});
   bool on_peer_failed(const PeerId& peer) { return table_.mark_failed(peer); }
 
   // ---- Client side ---------------------------------------------------------------------

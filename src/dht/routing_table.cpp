@@ -1,6 +1,7 @@
 #include "dht/routing_table.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 namespace p2pmq::dht {
@@ -20,7 +21,8 @@ size_t RoutingTable::bucket_index(const KadKey& key) const {
   return std::min(common_prefix_length(local_, key), kBuckets - 1);
 }
 
-InsertOutcome RoutingTable::add(const PeerId& peer, std::vector<Multiaddr> addrs, Time now) {
+InsertOutcome RoutingTable::add(const PeerId& peer, std::vector<Multiaddr> addrs, Time now,
+                                const std::string& ip_group) {
   if (peer == self_ || config_.k == 0) return {InsertResult::refused, std::nullopt};
   if (addrs.size() > config_.max_addrs_per_peer) addrs.resize(config_.max_addrs_per_peer);
   KadKey key = kad_key(peer);
@@ -35,11 +37,16 @@ InsertOutcome RoutingTable::add(const PeerId& peer, std::vector<Multiaddr> addrs
     b.peers.push_back(std::move(e));  // now the most recently seen
     return {InsertResult::updated, std::nullopt};
   }
+  if (!group_has_room(b, ip_group)) {
+    // Neither admitted nor cached: waiting Sybils would take the next free slot.
+    if (auto it = find_in(b.replacements, peer); it != b.replacements.end())
+      b.replacements.erase(it);
+    return {InsertResult::over_ip_group_limit, std::nullopt};
+  }
   if (b.peers.size() < config_.k) {
     if (auto it = find_in(b.replacements, peer); it != b.replacements.end())
       b.replacements.erase(it);
-    b.peers.push_back(TableEntry{peer, key, std::move(addrs), now, now, 0});
-    ++size_;
+    admit(b, TableEntry{peer, key, std::move(addrs), now, now, 0, ip_group});
     return {InsertResult::added, std::nullopt};
   }
   // Full: the old peers stay; the newcomer waits (freshest last, oldest dropped).
@@ -50,7 +57,7 @@ InsertOutcome RoutingTable::add(const PeerId& peer, std::vector<Multiaddr> addrs
   if (config_.replacement_cache_size == 0) return {InsertResult::refused, b.peers.front().id};
   if (b.replacements.size() >= config_.replacement_cache_size)
     b.replacements.erase(b.replacements.begin());
-  b.replacements.push_back(TableEntry{peer, key, std::move(addrs), now, now, 0});
+  b.replacements.push_back(TableEntry{peer, key, std::move(addrs), now, now, 0, ip_group});
   return {InsertResult::cached, b.peers.front().id};
 }
 
@@ -63,13 +70,7 @@ bool RoutingTable::mark_failed(const PeerId& peer) {
     return false;
   }
   if (++it->failures < config_.max_failures) return false;
-  b.peers.erase(it);
-  --size_;
-  if (!b.replacements.empty()) {
-    b.peers.push_back(std::move(b.replacements.back()));
-    b.replacements.pop_back();
-    ++size_;
-  }
+  evict(b, it);
   return true;
 }
 
@@ -78,14 +79,47 @@ bool RoutingTable::remove(const PeerId& peer) {
   if (auto r = find_in(b.replacements, peer); r != b.replacements.end()) b.replacements.erase(r);
   auto it = find_in(b.peers, peer);
   if (it == b.peers.end()) return false;
+  evict(b, it);
+  return true;
+}
+
+bool RoutingTable::group_has_room(const Bucket& b, const std::string& group) const {
+  if (group.empty()) return true;
+  if (config_.max_peers_per_ip_group != 0 &&
+      peers_in_ip_group(group) >= config_.max_peers_per_ip_group)
+    return false;
+  if (config_.max_peers_per_ip_group_per_bucket == 0) return true;
+  auto in_bucket = std::count_if(b.peers.begin(), b.peers.end(),
+                                 [&](const TableEntry& e) { return e.ip_group == group; });
+  return static_cast<size_t>(in_bucket) < config_.max_peers_per_ip_group_per_bucket;
+}
+
+void RoutingTable::admit(Bucket& b, TableEntry e) {
+  if (!e.ip_group.empty()) ++group_peers_[e.ip_group];
+  b.peers.push_back(std::move(e));
+  ++size_;
+}
+
+void RoutingTable::evict(Bucket& b, std::vector<TableEntry>::iterator it) {
+  if (!it->ip_group.empty()) {
+    auto g = group_peers_.find(it->ip_group);
+    if (g != group_peers_.end() && --g->second == 0) group_peers_.erase(g);
+  }
   b.peers.erase(it);
   --size_;
-  if (!b.replacements.empty()) {
-    b.peers.push_back(std::move(b.replacements.back()));
-    b.replacements.pop_back();
-    ++size_;
+  // The freshest replacement whose group has room now; the others keep waiting.
+  for (auto r = b.replacements.rbegin(); r != b.replacements.rend(); ++r) {
+    if (!group_has_room(b, r->ip_group)) continue;
+    TableEntry e = std::move(*r);
+    b.replacements.erase(std::next(r).base());
+    admit(b, std::move(e));
+    return;
   }
-  return true;
+}
+
+size_t RoutingTable::peers_in_ip_group(const std::string& group) const {
+  auto it = group_peers_.find(group);
+  return it == group_peers_.end() ? 0 : it->second;
 }
 
 const TableEntry* RoutingTable::find(const PeerId& peer) const {

@@ -12,9 +12,18 @@
 // Only peers that speak the DHT protocol in server mode belong here (spec, "Client and server
 // mode"): the caller adds a peer after it answered a request, or after identify listed the
 // protocol; never merely because it connected.
+//
+// Diversity (go-libp2p-kad-dht's routing-table peer-diversity filter, hostile-peers finding 11):
+// each peer counts under the IP group its connection comes from (RequestSource::ip_group: a
+// public /16, legacy /8 or IPv6 /32); a bucket holds at most max_peers_per_ip_group_per_bucket
+// peers of one group and the table max_peers_per_ip_group, so Sybils on one network cannot take
+// a bucket over (eclipse) while peers from other groups still get in. Over-limit peers are not
+// cached either, and a replacement is promoted only if its group has room.
 #include <array>
 #include <cstddef>
+#include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/multiaddr.hpp"
@@ -31,6 +40,10 @@ struct RoutingTableConfig {
   Duration refresh_interval = 10min;   // a bucket not looked up for this long is stale (go: 10m)
   size_t max_refresh_cpl = 15;         // buckets past this are not refreshed: finding a key for
                                        // bucket i takes ~2^(i+1) hashes (go-libp2p-kad-dht: 15)
+  // Peers of one IP group per bucket and in the whole table; 0: no limit. go-libp2p-kad-dht's
+  // amino defaults (DefaultMaxPeersPerIPGroupPerCpl 2, DefaultMaxPeersPerIPGroup 3).
+  size_t max_peers_per_ip_group_per_bucket = 2;
+  size_t max_peers_per_ip_group = 3;
 };
 
 struct TableEntry {
@@ -40,9 +53,11 @@ struct TableEntry {
   Time added;
   Time last_seen;  // last add() or successful response
   size_t failures = 0;
+  std::string ip_group;  // diversity group it was admitted under; empty: not limited
 };
 
-enum class InsertResult { added, updated, cached, refused };
+// over_ip_group_limit: the peer's IP group already holds its share of the bucket or table.
+enum class InsertResult { added, updated, cached, refused, over_ip_group_limit };
 
 struct InsertOutcome {
   InsertResult result;
@@ -58,7 +73,10 @@ class RoutingTable {
   RoutingTable(const PeerId& self, RoutingTableConfig config = {});
 
   // Adds or refreshes a peer that is known to be alive and in server mode. Refused: ourselves.
-  InsertOutcome add(const PeerId& peer, std::vector<Multiaddr> addrs, Time now);
+  // `ip_group`: the diversity group of the connection it was seen on (empty: not limited); a
+  // peer already in the table keeps the group it was admitted under.
+  InsertOutcome add(const PeerId& peer, std::vector<Multiaddr> addrs, Time now,
+                    const std::string& ip_group = {});
   // A request to the peer failed or timed out. True when it was evicted (then a replacement,
   // if any, took its place). Unknown peers are ignored.
   bool mark_failed(const PeerId& peer);
@@ -82,6 +100,7 @@ class RoutingTable {
   std::optional<Time> next_refresh(Time now) const;
 
   size_t size() const { return size_; }
+  size_t peers_in_ip_group(const std::string& group) const;  // in the table, over all buckets
   const KadKey& local_key() const { return local_; }
   const RoutingTableConfig& config() const { return config_; }
 
@@ -92,12 +111,16 @@ class RoutingTable {
     std::optional<Time> last_lookup;
   };
   size_t refresh_depth() const;
+  bool group_has_room(const Bucket& b, const std::string& group) const;
+  void admit(Bucket& b, TableEntry e);
+  void evict(Bucket& b, std::vector<TableEntry>::iterator it);  // and promote a replacement
 
   PeerId self_;
   KadKey local_;
   RoutingTableConfig config_;
   std::array<Bucket, kBuckets> buckets_;
   size_t size_ = 0;
+  std::map<std::string, size_t> group_peers_;  // table peers per non-empty IP group
 };
 
 }  // namespace p2pmq::dht

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace p2pmq::dht {
@@ -49,6 +50,20 @@ bool is_localhost_name(std::string_view name) {
          (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix);
 }
 
+// IPv4 /8 blocks still assigned whole to one organisation (go-libp2p-kbucket's legacyClassA).
+bool legacy_class_a(uint8_t first) {
+  static constexpr std::array<uint8_t, 8> kBlocks{12, 17, 19, 38, 48, 53, 56, 73};
+  return std::find(kBlocks.begin(), kBlocks.end(), first) != kBlocks.end();
+}
+
+std::string diversity_group(const Bytes& ip) {
+  if (ip.size() == 4) {
+    if (legacy_class_a(ip[0])) return "ip4/8:" + std::string(ip.begin(), ip.begin() + 1);
+    return "ip4/16:" + std::string(ip.begin(), ip.begin() + 2);
+  }
+  return "ip6/32:" + std::string(ip.begin(), ip.begin() + 4);
+}
+
 }  // namespace
 
 AddrScope addr_scope(const Multiaddr& addr) {
@@ -90,6 +105,7 @@ RequestSource request_source(const Multiaddr& remote) {
   s.ip = (v4 ? "ip4:" : "ip6:") + std::string(ip->begin(), ip->end());
   s.subnet = (v4 ? "ip4/24:" : "ip6/64:") + std::string(ip->begin(), ip->begin() + (v4 ? 3 : 8));
   s.scope = addr_scope(remote);
+  if (s.scope == AddrScope::public_net) s.ip_group = diversity_group(*ip);
   return s;
 }
 

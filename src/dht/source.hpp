@@ -30,6 +30,11 @@ struct RequestSource {
   std::string ip;      // empty: unknown
   std::string subnet;  // empty: unknown
   AddrScope scope = AddrScope::loopback;
+  // The routing table's diversity group (go-libp2p-kbucket peerdiversity.IPGroupKey): a public
+  // IPv4's /16, or its /8 for the legacy class-A blocks one organisation holds; a public IPv6's
+  // /32 (go groups by ASN, with no ASN table we take the allocation prefix). Empty for loopback
+  // and private sources: the limits guard the public DHT, a LAN or a devnet is not limited.
+  std::string ip_group;
 
   bool known() const { return !ip.empty(); }
 };

@@ -592,6 +592,9 @@ TEST(AgentConfigDhtSync, ErrorsNameTheKey) {
   EXPECT_THAT(error_of("dht:\n  beta: 0\n"), HasSubstr("dht.beta: must be >= 1, got 0"));
   EXPECT_EQ(error_of("dht:\n  k: 8\n  beta: 9\n"), "dht.beta: must be <= k (8), got 9 (line 3)");
   EXPECT_THAT(error_of("dht:\n  k: 8\n"), HasSubstr("dht.beta: must be <= k (8), got 20"));
+  EXPECT_EQ(error_of("dht:\n  max_peers_per_ip_group_per_bucket: 4\n"),
+            "dht.max_peers_per_ip_group_per_bucket: must be <= max_peers_per_ip_group (3), got 4 "
+            "(line 2)");
   EXPECT_THAT(error_of("dht:\n  request_timeout: 0\n"),
               HasSubstr("dht.request_timeout: must be > 0, got 0ms"));
   EXPECT_THAT(error_of("dht:\n  query_timeout: 0\n"),

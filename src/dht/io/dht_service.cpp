@@ -142,7 +142,13 @@ void DhtService::on_identified(const protocols::IdentifyInfo& info) {
 }
 
 void DhtService::peer_alive(const PeerId& peer, std::vector<Multiaddr> addrs) {
-  auto outcome = dht_.on_peer_alive(peer, dialable(addrs), now());
+  // The routing table's diversity limits count the address the peer connects from, which it
+  // cannot choose as freely as the addresses it announces. Without a connection there is none
+  // to count: not added (go's diversity filter refuses a peer without connection addresses).
+  auto conn = host_.connection_to(peer);
+  if (!conn) return;
+  auto outcome =
+      dht_.on_peer_alive(peer, dialable(addrs), now(), request_source(conn->info().remote_addr));
   if (outcome.probe && running_) {
     asio::co_spawn(
         host_.executor(),

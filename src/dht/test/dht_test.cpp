@@ -229,6 +229,19 @@ TEST(DhtMaintenance, BootstrapRefreshAndRepublish) {
   EXPECT_FALSE(d.start_providing(to_bytes("not a multihash"), t0));
 }
 
+TEST(DhtPeers, SybilsConnectingFromOneSlash16GetAtMostThreeTableSlots) {
+  Dht d(peer(0));
+  auto from = [](const std::string& ip) {
+    return request_source(Multiaddr::parse("/ip4/" + ip + "/tcp/4001").value());
+  };
+  for (int i = 1; i <= 50; ++i)
+    d.on_peer_alive(peer(i), {}, t0, from("203.0." + std::to_string(i) + ".9"));
+  EXPECT_EQ(d.table().size(), 3u);
+  for (int i = 51; i <= 60; ++i)
+    d.on_peer_alive(peer(i), {}, t0, from(std::to_string(i) + ".1.2.3"));  // ten other /16s
+  EXPECT_EQ(d.table().size(), 13u);
+}
+
 TEST(DhtConfig, ValidateNamesTheKey) {
   DhtConfig c;
   EXPECT_TRUE(validate(c));
@@ -237,6 +250,12 @@ TEST(DhtConfig, ValidateNamesTheKey) {
   c = {};
   c.protocol_prefix = "p2pmq";
   EXPECT_NE(validate(c).error().message.find("protocol_prefix"), std::string::npos);
+  c = {};
+  c.table.max_peers_per_ip_group_per_bucket = 4;  // more than the table's 3
+  EXPECT_NE(validate(c).error().message.find("table.max_peers_per_ip_group_per_bucket"),
+            std::string::npos);
+  c.table.max_peers_per_ip_group = 0;  // no table limit: any bucket limit
+  EXPECT_TRUE(validate(c));
 }
 
 }  // namespace
