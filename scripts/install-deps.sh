@@ -24,7 +24,7 @@ packages=(
 if ! $build_only; then
   packages+=(
     ccache mold clang libclang-rt-14-dev clang-format libbenchmark-dev
-    python3-grpcio python3-grpc-tools
+    python3-grpcio python3-grpc-tools python3-yaml
     nodejs
     redis-server
   )

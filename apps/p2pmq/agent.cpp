@@ -31,6 +31,7 @@
 #include "protocols/ping.hpp"
 #include "pubsub/io/gossipsub_service.hpp"
 #include "pubsub/params.hpp"
+#include "sync/archive_topics.hpp"
 #include "sync/store/archive_store.hpp"
 #include "sync_agent.hpp"
 
@@ -596,6 +597,36 @@ int run_agent(AgentOptions options) {
     s.sync.archived_messages = archive ? archive->total_size() : st.archived;
   });
 
+  // Archive role: the topics it keeps (sync.archive_topics). Names are joined at start;
+  // patterns adopt the topics peers announce, up to sync.max_archive_topics.
+  sync::ArchiveTopics archive_topics(cfg.sync.archive_topics, cfg.sync.max_archive_topics);
+  agent::LogLimiter archive_cap_warnings;
+  if (archive && archive_topics.has_patterns()) {
+    gossip.on_topic_announced([&](const crypto::PeerId& peer, const std::string& topic) {
+      if (gossip.router().is_subscribed(topic)) return;  // kept already (--topic, a client)
+      switch (archive_topics.offer(topic)) {
+        case sync::ArchiveTopics::Offer::adopted:
+          spdlog::info("archive: keeping topic {} (announced by {}; {} of {} adopted)", topic,
+                       peer.to_string(), archive_topics.adopted(), cfg.sync.max_archive_topics);
+          gossip.join(topic);
+          discovery.poke();  // advertise it as an archive of the topic
+          break;
+        case sync::ArchiveTopics::Offer::over_cap: {
+          uint64_t held_back = 0;
+          if (archive_cap_warnings.allow(agent::LogLimiter::Clock::now(), held_back))
+            spdlog::warn(
+                "archive: not keeping topic {}: sync.max_archive_topics ({}) topics adopted "
+                "already ({} more held back)",
+                topic, cfg.sync.max_archive_topics, held_back);
+          break;
+        }
+        case sync::ArchiveTopics::Offer::already_kept:
+        case sync::ArchiveTopics::Offer::not_matching:
+          break;
+      }
+    });
+  }
+
   if (auto r = node.start(); !r) {
     std::cerr << "error: agent: " << r.error().to_string() << std::endl;
     return 1;
@@ -621,10 +652,17 @@ int run_agent(AgentOptions options) {
       if (!std::count(options.topics.begin(), options.topics.end(), t)) backend.hold_for(t);
       topics.insert(t);
     }
+  if (archive) topics.insert(archive_topics.named().begin(), archive_topics.named().end());
   for (const auto& t : topics) {
     gossip.join(t);
     if (state) (void)state->add_subscription(t);
   }
+  if (archive && topics.empty() && !archive_topics.has_patterns())
+    spdlog::warn(
+        "archive: keeps no topic: name topics or patterns in sync.archive_topics ([\"*\"]: "
+        "every topic peers announce) or give --topic");
+  if (!archive && !cfg.sync.archive_topics.empty())
+    spdlog::warn("sync.archive_topics is ignored: the agent does not have the archive role");
   kad.start();
   discovery.start();
   if (cfg.dht.mdns)

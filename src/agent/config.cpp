@@ -1002,6 +1002,8 @@ const Fields<SyncSettings>& sync_fields() {
       uint_field("retention_messages_per_origin", &S::retention_messages_per_origin),
       uint_field("max_pending_store_bytes", &S::max_pending_store_bytes),
       duration_field("inbound_request_timeout", &S::inbound_request_timeout),
+      string_list_field("archive_topics", &S::archive_topics),
+      uint_field("max_archive_topics", &S::max_archive_topics),
   };
   return fields;
 }
@@ -1144,6 +1146,10 @@ Result<void> validate_connmgr(const ConnManagerSettings& m) {
 }
 
 Result<void> validate_sync(const SyncSettings& s) {
+  for (size_t i = 0; i < s.archive_topics.size(); ++i)
+    if (s.archive_topics[i].empty())
+      return bad_value(fmt::format("sync.archive_topics[{}]", i),
+                       "must be a topic name or a pattern", "''");
   for (size_t i = 0; i < s.archives.size(); ++i)
     if (!s.archives[i].p2p())
       return bad_value(fmt::format("sync.archives[{}]", i), "must end in /p2p/<peer id>",
@@ -1166,7 +1172,8 @@ Result<void> validate_sync(const SyncSettings& s) {
       {"max_fetches", s.max_fetches},
       {"max_tracked_origins", s.max_tracked_origins},
       {"retention_messages_per_origin", s.retention_messages_per_origin},
-      {"max_pending_store_bytes", s.max_pending_store_bytes}};
+      {"max_pending_store_bytes", s.max_pending_store_bytes},
+      {"max_archive_topics", s.max_archive_topics}};
   for (const auto& [name, value] : at_least_one)
     if (value == 0) return bad_value(std::string("sync.") + name, "must be >= 1", "0");
   const std::pair<const char*, double> rates[] = {

@@ -166,6 +166,11 @@ struct SyncSettings {
   double new_origin_burst = 1000.0;                   // per topic
   uint64_t retention_messages_per_origin = 5000;      // archive role: per topic and origin
   size_t max_pending_store_bytes = size_t{64} << 20;  // archive role: write queue, bytes
+  // Archive role: the topics kept, besides --topic: names, or glob patterns ('*', '?') matched
+  // against the topics peers announce ("*": every topic seen).
+  std::vector<std::string> archive_topics;
+  // Archive role: topics adopted through archive_topics patterns; any peer can announce topics.
+  size_t max_archive_topics = 1000;
 };
 
 struct AgentConfig {
