@@ -124,6 +124,7 @@ void Router::remove_peer(const PeerId& peer, Time now) {
 
 void Router::join(const TopicId& topic, Time now) {
   if (mesh_.contains(topic)) return;
+  trace(TraceType::join, topic);
   PeerSet peers;
   auto accept = [&](const PeerId& p) {
     return !peers.contains(p) && !is_direct(p) && !backing_off(p, topic) &&
@@ -145,6 +146,7 @@ void Router::join(const TopicId& topic, Time now) {
   for (const auto& p : peers) {
     mesh.insert(p);
     score_.graft(p, topic, now);
+    trace(TraceType::graft, topic, nullptr, &p);
   }
   // Announce the subscription to everyone; mesh peers get the GRAFT in the same RPC.
   for (const auto& [peer, state] : peers_) {
@@ -160,8 +162,10 @@ void Router::leave(const TopicId& topic, Time now) {
   if (it == mesh_.end()) return;
   PeerSet mesh = std::move(it->second);
   mesh_.erase(it);
+  trace(TraceType::leave, topic);
   for (const auto& p : mesh) {
     score_.prune(p, topic, now);
+    trace(TraceType::prune, topic, nullptr, &p);
     add_backoff(p, topic, config_.unsubscribe_backoff, now);
   }
   for (const auto& [peer, state] : peers_) {
@@ -183,6 +187,7 @@ Result<MessageId> Router::publish(const TopicId& topic, Bytes data, uint64_t seq
   if (!seen_.add(id, now)) return fail(Errc::invalid_input, "message already seen (seqno reuse?)");
   cache_message(id, message);
   ++counters_.published;
+  trace(TraceType::publish, topic, &id);
 
   PeerSet targets;
   if (config_.flood_publish) {
@@ -227,6 +232,7 @@ Result<MessageId> Router::publish(const TopicId& topic, Bytes data, uint64_t seq
     ++counters_.forwarded;
   }
   if (mesh_.contains(topic)) {
+    trace(TraceType::deliver, topic, &id, &self_);
     actions_.push_back(DeliverMessage{id, std::move(message), self_});
     ++counters_.delivered;
   }
@@ -290,6 +296,7 @@ void Router::handle_subscription(const PeerId& from, PeerState& state, const Sub
   // An unsubscribed peer can no longer be a mesh or fanout member of the topic.
   if (auto m = mesh_.find(sub.topic); m != mesh_.end() && m->second.erase(from) > 0) {
     score_.prune(from, sub.topic, now);
+    trace(TraceType::prune, sub.topic, nullptr, &from);
   }
   if (auto f = fanout_.find(sub.topic); f != fanout_.end()) f->second.erase(from);
 }
@@ -303,6 +310,7 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
   MessageId id = message_id(message, id_fn(topic));
   if (seen_.contains(id)) {
     ++counters_.duplicates;
+    trace(TraceType::duplicate, topic, &id, &from);
     fulfil_promises(id, message);  // a copy is a kept promise too (go's DuplicateMessage)
     score_.duplicate_message(from, id, topic, now);
     auto p = pending_.find(key_of(id));
@@ -314,17 +322,20 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
   if (encoded_size(message) > max_message_size(topic)) {
     ++counters_.too_large;
     ++counters_.rejected;
+    trace(TraceType::reject, topic, &id, &from, RejectReason::too_large);
     score_.reject_message(from, id, topic, RejectReason::too_large, now);
     return;
   }
   if (auto ok = check_message(message, config_.signature_policy); !ok) {
     ++counters_.rejected;
+    trace(TraceType::reject, topic, &id, &from, ok.error().reason);
     score_.reject_message(from, id, topic, ok.error().reason, now);
     return;
   }
   if (message.from && *message.from == self_.bytes()) {
     // Claims to be ours but we never published it (ours are in the seen cache).
     ++counters_.rejected;
+    trace(TraceType::reject, topic, &id, &from, RejectReason::self_origin);
     score_.reject_message(from, id, topic, RejectReason::self_origin, now);
     return;
   }
@@ -333,6 +344,7 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
     // Refused before validation: no delivery record either, so a later copy that is
     // validated and rejected still costs its senders P4 (go's RejectValidationQueueFull).
     ++counters_.throttled;
+    trace(TraceType::reject, topic, &id, &from, RejectReason::validation_throttled);
     return;  // not marked seen: a later copy may get through
   }
   ++queued;
@@ -376,10 +388,12 @@ void Router::report_validation(const MessageId& id, Verdict verdict, Time now) {
       break;
     case Verdict::reject:
       ++counters_.rejected;
+      trace(TraceType::reject, topic, &id, &pending.from, RejectReason::validation_failed);
       score_.reject_message(pending.from, id, topic, RejectReason::validation_failed, now);
       break;
     case Verdict::ignore:
       ++counters_.ignored;
+      trace(TraceType::reject, topic, &id, &pending.from, RejectReason::validation_ignored);
       score_.reject_message(pending.from, id, topic, RejectReason::validation_ignored, now);
       break;
   }
@@ -392,6 +406,7 @@ void Router::deliver_and_forward(Pending pending, Time now) {
   PeerSet exclude = std::move(pending.also_from);
   exclude.insert(pending.from);
   forward(pending.id, pending.message, exclude, now);
+  trace(TraceType::deliver, pending.message.topic, &pending.id, &pending.from);
   actions_.push_back(
       DeliverMessage{std::move(pending.id), std::move(pending.message), pending.from});
   ++counters_.delivered;
@@ -545,6 +560,7 @@ std::vector<ControlPrune> Router::handle_graft(const PeerId& from, const PeerSta
     // PRUNE of its own would land in its backoff and cost us P7).
     mesh.insert(from);
     score_.graft(from, graft.topic, now);
+    trace(TraceType::graft, graft.topic, nullptr, &from);
   }
   std::vector<ControlPrune> prunes;
   for (const auto& topic : refused) prunes.push_back(make_prune(from, topic, do_px, false, now));
@@ -557,7 +573,10 @@ void Router::handle_prune(const PeerId& from, const std::vector<ControlPrune>& p
   for (const auto& prune : prunes) {
     auto m = mesh_.find(prune.topic);
     if (m == mesh_.end()) continue;
-    if (m->second.erase(from) > 0) score_.prune(from, prune.topic, now);
+    if (m->second.erase(from) > 0) {
+      score_.prune(from, prune.topic, now);
+      trace(TraceType::prune, prune.topic, nullptr, &from);
+    }
     // Obey the peer's backoff (capped); else our default.
     Duration backoff = config_.prune_backoff;
     if (prune.backoff_seconds && *prune.backoff_seconds > 0) {
@@ -864,6 +883,7 @@ void Router::on_timer(Time now) {
 void Router::graft_peer(const TopicId& topic, PeerSet& peers, const PeerId& peer, Time now) {
   peers.insert(peer);
   score_.graft(peer, topic, now);
+  trace(TraceType::graft, topic, nullptr, &peer);
   outgoing(peer).control.graft.push_back(ControlGraft{topic});
 }
 
@@ -871,6 +891,7 @@ void Router::prune_peer(const TopicId& topic, PeerSet& peers, const PeerId& peer
                         bool no_px) {
   peers.erase(peer);
   score_.prune(peer, topic, now);
+  trace(TraceType::prune, topic, nullptr, &peer);
   add_backoff(peer, topic, config_.prune_backoff, now);
   outgoing(peer).control.prune.push_back(
       make_prune(peer, topic, config_.do_px && !no_px, false, now));
