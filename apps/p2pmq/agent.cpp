@@ -18,6 +18,7 @@
 #include "agent/memory_trim.hpp"
 #include "agent/state.hpp"
 #include "agent/sync_batcher.hpp"
+#include "agent/trace_writer.hpp"
 #include "agent_backend.hpp"
 #include "api/server.hpp"
 #include "api/validation_client.hpp"
@@ -323,6 +324,24 @@ int run_agent(AgentOptions options) {
         gossip_service.direct_peer_addrs[*id].push_back(addr);
   pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds,
                                   gossip_service);
+  // Event trace (trace.file): the router's events as NDJSON lines, stamped and formatted here,
+  // written to disk by the writer's own thread (dropped and counted when it falls behind).
+  std::unique_ptr<agent::TraceWriter> tracer;
+  if (!cfg.trace.file.empty()) {
+    auto opened = agent::TraceWriter::open(
+        {cfg.trace.file, cfg.trace.max_bytes, cfg.trace.files, cfg.trace.max_pending_events});
+    if (!opened) {
+      std::cerr << "error: " << opened.error().message << std::endl;
+      return 1;
+    }
+    tracer = std::move(*opened);
+    gossip.router().set_trace_sink([&tracer, self = node.peer_id()](pubsub::TraceEvent e) {
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+      tracer->push(pubsub::trace_json(e, self, static_cast<int64_t>(ns)));
+    });
+  }
   api::HoldConfig hold;
   hold.max_bytes = cfg.grpc.max_held_bytes;
   AgentBackend backend(node, gossip, hold, cfg.grpc.max_topics);
@@ -733,6 +752,13 @@ int run_agent(AgentOptions options) {
   // gRPC threads may still post to the io context: stop them before it goes away.
   if (api_server) api_server->stop();
   validation.reset();
+  if (tracer) {
+    gossip.router().set_trace_sink(nullptr);
+    tracer->flush();
+    if (uint64_t dropped = tracer->dropped(); dropped > 0)
+      spdlog::warn("trace: {} events dropped (the writer fell behind; trace.max_pending_events)",
+                   dropped);
+  }
   return 0;
 }
 

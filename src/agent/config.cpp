@@ -1008,6 +1008,17 @@ const Fields<SyncSettings>& sync_fields() {
   return fields;
 }
 
+const Fields<TraceSettings>& trace_fields() {
+  using T = TraceSettings;
+  static const Fields<T> fields{
+      string_field("file", &T::file),
+      uint_field("max_bytes", &T::max_bytes),
+      uint_field("files", &T::files),
+      uint_field("max_pending_events", &T::max_pending_events),
+  };
+  return fields;
+}
+
 const Fields<AgentConfig>& top_fields() {
   using A = AgentConfig;
   static const Fields<A> fields{
@@ -1037,6 +1048,7 @@ const Fields<AgentConfig>& top_fields() {
       section("dht", &A::dht, dht_fields),
       section("connmgr", &A::connmgr, connmgr_fields),
       section("sync", &A::sync, sync_fields),
+      section("trace", &A::trace, trace_fields),
       string_field("log_level", &A::log_level),
   };
   return fields;
@@ -1192,6 +1204,15 @@ Result<void> validate_sync(const SyncSettings& s) {
   return {};
 }
 
+Result<void> validate_trace(const TraceSettings& t) {
+  // A file must hold many lines (one is a few hundred bytes) for the bound to mean something.
+  if (t.max_bytes < 4096)
+    return bad_value("trace.max_bytes", "must be >= 4096", fmt::format("{}", t.max_bytes));
+  if (t.files == 0) return bad_value("trace.files", "must be >= 1", "0");
+  if (t.max_pending_events == 0) return bad_value("trace.max_pending_events", "must be >= 1", "0");
+  return {};
+}
+
 Result<void> validate_impl(const AgentConfig& c) {
   if (c.data_dir.empty()) return bad_value("data_dir", "must not be empty", "''");
   if (c.listen.empty()) return bad_value("listen", "must have at least one address", "[]");
@@ -1313,6 +1334,7 @@ Result<void> validate_impl(const AgentConfig& c) {
   if (auto r = validate_dht(c.dht); !r) return r;
   if (auto r = validate_connmgr(c.connmgr); !r) return r;
   if (auto r = validate_sync(c.sync); !r) return r;
+  if (auto r = validate_trace(c.trace); !r) return r;
 
   if (std::find(log_levels().begin(), log_levels().end(), c.log_level) == log_levels().end())
     return bad_value("log_level", "expected trace, debug, info, warn, error, critical or off",

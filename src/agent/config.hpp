@@ -173,6 +173,14 @@ struct SyncSettings {
   size_t max_archive_topics = 1000;
 };
 
+// The event trace (trace.file): gossipsub events as NDJSON, size-bounded and rotated.
+struct TraceSettings {
+  std::string file;                         // empty: no trace
+  uint64_t max_bytes = uint64_t{64} << 20;  // one file; then it is rotated
+  size_t files = 4;                         // kept, the current one included
+  size_t max_pending_events = 65536;        // queued for the writer thread; beyond: dropped
+};
+
 struct AgentConfig {
   std::string key_file;  // identity.key_file; empty: <data_dir>/identity.key (key_file_path())
   std::string data_dir = "./p2pmq-data";
@@ -198,6 +206,7 @@ struct AgentConfig {
   DhtSettings dht;
   ConnManagerSettings connmgr;
   SyncSettings sync;
+  TraceSettings trace;
   std::string log_level = "info";  // trace|debug|info|warn|error|critical|off (spdlog names)
 
   std::string key_file_path() const;
