@@ -663,15 +663,16 @@ int run_agent(AgentOptions options) {
   gossip.start();
   syncer.start();
   sync_agent.start();
-  std::set<std::string> topics(options.topics.begin(), options.topics.end());
+  // --topic topics and an archive's named topics: joined at start, held for no client.
+  std::set<std::string> own_topics(options.topics.begin(), options.topics.end());
+  if (archive) own_topics.insert(archive_topics.named().begin(), archive_topics.named().end());
+  std::set<std::string> topics = own_topics;
   if (state)
     for (const auto& t : state->subscriptions()) {
-      // A client's subscription from before the restart keeps its messages for the client;
-      // --topic topics (an archive's, say) are held for nobody.
-      if (!std::count(options.topics.begin(), options.topics.end(), t)) backend.hold_for(t);
+      // A client's subscription from before the restart keeps its messages for the client.
+      if (!own_topics.contains(t)) backend.hold_for(t);
       topics.insert(t);
     }
-  if (archive) topics.insert(archive_topics.named().begin(), archive_topics.named().end());
   for (const auto& t : topics) {
     gossip.join(t);
     if (state) (void)state->add_subscription(t);
