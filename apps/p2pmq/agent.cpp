@@ -25,6 +25,7 @@
 #include "dht/io/dht_service.hpp"
 #include "discovery.hpp"
 #include "host/host.hpp"
+#include "json_seqno.hpp"
 #include "mdns/io/mdns_service.hpp"
 #include "protocols/echo.hpp"
 #include "protocols/identify.hpp"
@@ -123,7 +124,10 @@ class StdioControl {
         if (!r)
           emit({{"event", "error"}, {"message", "pub " + arg + ": " + r.error().to_string()}});
         else
-          emit({{"event", "published"}, {"topic", arg}, {"seqno", r->seqno}, {"id", hex(r->id)}});
+          emit({{"event", "published"},
+                {"topic", arg},
+                {"seqno", json_seqno(r->seqno)},
+                {"id", hex(r->id)}});
       });
     } else if (cmd == "connect" && !arg.empty()) {
       auto addr = Multiaddr::parse(arg);
@@ -500,7 +504,7 @@ int run_agent(AgentOptions options) {
       auto from = crypto::PeerId::from_bytes(*d.message.from);
       j["from"] = from ? from->to_string() : hex(*d.message.from);
     }
-    if (auto seqno = pubsub::seqno_value(d.message)) j["seqno"] = *seqno;
+    if (auto seqno = pubsub::seqno_value(d.message)) j["seqno"] = json_seqno(*seqno);
     emit(j);
   };
   sh.gap = [&backend, stdio = options.stdio](const sync::GapEvent& g) {
@@ -508,7 +512,11 @@ int run_agent(AgentOptions options) {
     std::string who = origin ? origin->to_string() : hex(g.origin);
     backend.deliver_gap(api::GapNotice{g.topic, who, g.from, g.to});
     if (stdio)
-      emit({{"event", "gap"}, {"topic", g.topic}, {"origin", who}, {"from", g.from}, {"to", g.to}});
+      emit({{"event", "gap"},
+            {"topic", g.topic},
+            {"origin", who},
+            {"from", json_seqno(g.from)},
+            {"to", json_seqno(g.to)}});
   };
   if (validate_externally)
     sh.validate = [&validate_externally](const pubsub::DeliverMessage& d,
@@ -701,10 +709,10 @@ int run_agent(AgentOptions options) {
     trim_timer.expires_after(std::chrono::seconds(1));
     trim_timer.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
-      if (size_t free_bytes = ::mallinfo2().fordblks; trim_policy.should_trim(free_bytes)) {
+      const auto now = std::chrono::steady_clock::now();
+      if (size_t free_bytes = ::mallinfo2().fordblks; trim_policy.should_trim(free_bytes, now)) {
         ::malloc_trim(0);
-        size_t after = ::mallinfo2().fordblks;
-        trim_policy.trimmed(after);
+        trim_policy.trimmed(::mallinfo2().fordblks, now);
         spdlog::debug("memory: {} MiB freed in the heap, returned to the OS", free_bytes >> 20);
       }
       schedule_trim();

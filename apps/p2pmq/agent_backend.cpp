@@ -51,7 +51,7 @@ api::AgentMessage AgentBackend::to_agent_message(const pubsub::DeliverMessage& d
   return m;
 }
 
-void AgentBackend::deliver_item(const std::string& topic, const api::ListenItem& item) {
+void AgentBackend::deliver_item(const std::string& topic, api::ListenItem item) {
   auto it = listeners_.find(topic);
   if (it == listeners_.end() || it->second.empty()) {
     // Nobody listens: hold it for the next listener if a client subscribed to the topic
@@ -62,7 +62,8 @@ void AgentBackend::deliver_item(const std::string& topic, const api::ListenItem&
       spdlog::warn("{}: no listener and {} bytes held: dropping the oldest", topic, held_.bytes());
     return;
   }
-  for (auto& [handle, listener] : it->second) listener.sink(item);
+  const auto shared = std::make_shared<const api::ListenItem>(std::move(item));
+  for (auto& [handle, listener] : it->second) listener.sink(shared);
 }
 
 void AgentBackend::deliver(const api::AgentMessage& message) {
@@ -167,7 +168,7 @@ void AgentBackend::publish_numbered(const std::string& topic, Bytes data, uint64
 }
 
 uint64_t AgentBackend::add_listener(const std::string& topic, api::ListenOptions options,
-                                    std::function<void(const api::ListenItem&)> sink,
+                                    std::function<void(const api::SharedListenItem&)> sink,
                                     std::function<void(const Error&)> refused) {
   uint64_t handle = next_handle_++;
   asio::post(host_.executor(), [this, topic, handle, options, sink = std::move(sink),
@@ -177,7 +178,8 @@ uint64_t AgentBackend::add_listener(const std::string& topic, api::ListenOptions
     auto& listener = listeners_[topic][handle];
     listener = Listener{options.ordered, std::move(sink)};
     listener_topics_[handle] = topic;
-    for (const auto& item : held_.take(topic)) listener.sink(item);
+    for (auto& item : held_.take(topic))
+      listener.sink(std::make_shared<const api::ListenItem>(std::move(item)));
     if (hooks_.listeners_changed) hooks_.listeners_changed(topic, ordered_listeners(topic));
   });
   return handle;

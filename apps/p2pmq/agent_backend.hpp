@@ -43,7 +43,7 @@ class AgentBackend : public api::Backend {
   void publish(const std::string& topic, Bytes data,
                std::function<void(Result<api::PublishResult>)> done) override;
   uint64_t add_listener(const std::string& topic, api::ListenOptions options,
-                        std::function<void(const api::ListenItem&)> sink,
+                        std::function<void(const api::SharedListenItem&)> sink,
                         std::function<void(const Error&)> refused) override;
   void remove_listener(uint64_t handle) override;
   void status(std::function<void(api::AgentStatus)> done) override;
@@ -77,9 +77,9 @@ class AgentBackend : public api::Backend {
  private:
   struct Listener {
     bool ordered = false;
-    std::function<void(const api::ListenItem&)> sink;
+    std::function<void(const api::SharedListenItem&)> sink;
   };
-  void deliver_item(const std::string& topic, const api::ListenItem& item);
+  void deliver_item(const std::string& topic, api::ListenItem item);
   // Joins the topic unless joined or at max_topics_. io thread only.
   Result<void> join(const std::string& topic);
   void publish_numbered(const std::string& topic, Bytes data, uint64_t seqno,

@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "core/bytes.hpp"
+#include "json_seqno.hpp"
 #include "p2pmq/v1/p2pmq.grpc.pb.h"
 
 namespace p2pmq::cli {
@@ -25,9 +26,12 @@ int report(const grpc::Status& status, const std::string& what) {
 }
 
 nlohmann::json to_json(const v1::Message& m) {
-  nlohmann::json j{{"topic", m.topic()}, {"origin", m.origin()},
-                   {"seqno", m.seqno()}, {"id", to_hex(as_bytes(m.id()))},
-                   {"data", m.data()},   {"synced", m.synced()}};
+  nlohmann::json j{{"topic", m.topic()},
+                   {"origin", m.origin()},
+                   {"seqno", json_seqno(m.seqno())},
+                   {"id", to_hex(as_bytes(m.id()))},
+                   {"data", m.data()},
+                   {"synced", m.synced()}};
   return j;
 }
 
@@ -73,8 +77,8 @@ int run_sub(const std::string& agent, const std::vector<std::string>& topics, bo
         std::cout << nlohmann::json{{"event", "gap"},
                                     {"topic", g.topic()},
                                     {"origin", g.origin()},
-                                    {"from_seqno", g.from_seqno()},
-                                    {"to_seqno", g.to_seqno()}}
+                                    {"from_seqno", json_seqno(g.from_seqno())},
+                                    {"to_seqno", json_seqno(g.to_seqno())}}
                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                   << std::endl;
       else

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -36,6 +37,9 @@ struct GapNotice {
 
 // What a listener receives.
 using ListenItem = std::variant<AgentMessage, GapNotice>;
+// One item shared by every listener of its topic: a message fanned out to N Listen streams is
+// held once, not N times (a hostile local client can open many streams that never read).
+using SharedListenItem = std::shared_ptr<const ListenItem>;
 
 struct ListenOptions {
   // Per-origin seqno order (v1::ListenRequest.ordered); what it takes is the Backend's business.
@@ -130,7 +134,7 @@ class Backend {
   // (joining the topic is over a limit), `refused` is called instead, once, on the io thread;
   // the handle must still be removed.
   virtual uint64_t add_listener(const std::string& topic, ListenOptions options,
-                                std::function<void(const ListenItem&)> sink,
+                                std::function<void(const SharedListenItem&)> sink,
                                 std::function<void(const Error&)> refused) = 0;
   virtual void remove_listener(uint64_t handle) = 0;
   virtual void status(std::function<void(AgentStatus)> done) = 0;

@@ -183,7 +183,7 @@ class ListenReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     for (const auto& t : topics) {
       r->handles_.push_back(backend.add_listener(
           t, options,
-          [weak](const ListenItem& item) {
+          [weak](const SharedListenItem& item) {
             if (auto s = weak.lock()) s->push(item);
           },
           [weak](const Error& e) {
@@ -220,13 +220,15 @@ class ListenReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     auto self = std::move(self_);  // may destroy this on return
   }
 
-  void push(const ListenItem& item) {
+  void push(const SharedListenItem& item) {
     std::lock_guard lock(mu_);
     if (finished_ || end_status_) return;
     queue_.push_back(item);
-    if (std::holds_alternative<AgentMessage>(item)) {
+    if (std::holds_alternative<AgentMessage>(*item)) {
       ++messages_;
-      add_bytes_locked(footprint(item));
+      // Counted in full although shared with the topic's other streams: the bounds hold
+      // whatever the others do.
+      add_bytes_locked(footprint(*item));
       size_t limit = byte_limit();
       while (messages_ > limits_.capacity || (bytes_ > limit && messages_ > 1)) {
         drop_oldest_message_locked();
@@ -271,14 +273,15 @@ class ListenReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     write_next_locked();
   }
 
-  static bool is_gap(const ListenItem& item) { return std::holds_alternative<GapNotice>(item); }
+  static bool is_gap(const SharedListenItem& item) {
+    return std::holds_alternative<GapNotice>(*item);
+  }
 
   void drop_oldest_message_locked() {
-    auto it =
-        std::find_if(queue_.begin(), queue_.end(), [](const ListenItem& i) { return !is_gap(i); });
-    const auto& m = std::get<AgentMessage>(*it);
+    auto it = std::find_if(queue_.begin(), queue_.end(), [](const auto& i) { return !is_gap(i); });
+    const auto& m = std::get<AgentMessage>(**it);
     ++missed_[m.topic];
-    sub_bytes_locked(footprint(*it));
+    sub_bytes_locked(footprint(**it));
     --messages_;
     queue_.erase(it);
   }
@@ -293,9 +296,9 @@ class ListenReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       m->set_count(it->second);
       missed_.erase(it);
     } else if (!queue_.empty()) {
-      to_proto(queue_.front(), event);
-      if (std::holds_alternative<AgentMessage>(queue_.front())) {
-        sub_bytes_locked(footprint(queue_.front()));
+      to_proto(*queue_.front(), event);
+      if (std::holds_alternative<AgentMessage>(*queue_.front())) {
+        sub_bytes_locked(footprint(*queue_.front()));
         --messages_;
       } else {
         --gaps_;
@@ -317,7 +320,7 @@ class ListenReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void finish_locked(grpc::Status s) {
     finished_ = true;
     sub_bytes_locked(bytes_);
-    std::deque<ListenItem>().swap(queue_);  // gives the memory back now
+    std::deque<SharedListenItem>().swap(queue_);  // gives the memory back now
     messages_ = gaps_ = 0;
     missed_.clear();
     Finish(std::move(s));
@@ -330,7 +333,7 @@ class ListenReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   std::shared_ptr<ListenReactor> self_;
 
   std::mutex mu_;
-  std::deque<ListenItem> queue_;
+  std::deque<SharedListenItem> queue_;
   size_t messages_ = 0;  // AgentMessages in queue_
   size_t gaps_ = 0;      // GapNotices in queue_
   size_t bytes_ = 0;     // footprint of the AgentMessages in queue_

@@ -1,11 +1,38 @@
 #include "pubsub/seen_cache.hpp"
 
+#include <algorithm>
+#include <cstring>
+
+#include <boost/container_hash/hash.hpp>
+
+#include "crypto/hash.hpp"
+
 namespace p2pmq::pubsub {
 
 SeenCache::SeenCache(Duration ttl, size_t max_entries) : ttl_(ttl), max_entries_(max_entries) {}
 
+SeenCache::Key SeenCache::key_of(const MessageId& id) {
+  Key key;
+  if (id.size() <= key.bytes.size()) {
+    key.length = static_cast<uint8_t>(id.size());
+    std::copy(id.begin(), id.end(), key.bytes.begin());
+  } else {
+    key.length = kHashed;
+    key.bytes = crypto::sha256(id);
+  }
+  return key;
+}
+
+size_t SeenCache::KeyHash::operator()(const Key& k) const {
+  // Ids are hashes or contain a random-looking peer id and a counter: mix the whole key
+  // with boost's string hash rather than trusting any 8 of its bytes.
+  size_t h = boost::hash_range(k.bytes.begin(), k.bytes.end());
+  boost::hash_combine(h, k.length);
+  return h;
+}
+
 bool SeenCache::add(const MessageId& id, Time now) {
-  std::string key(as_string(id));
+  const Key key = key_of(id);
   if (ids_.contains(key)) return false;
   if (max_entries_ == 0) return true;
   if (full()) {
@@ -13,18 +40,32 @@ bool SeenCache::add(const MessageId& id, Time now) {
     if (full()) return false;
   }
   ids_.insert(key);
-  order_.emplace_back(now, std::move(key));
+  order_.push_back({now, key});
   return true;
 }
 
 bool SeenCache::contains(const MessageId& id) const {
-  return full() || ids_.contains(std::string(as_string(id)));
+  return full() || ids_.contains(key_of(id));
 }
 
 void SeenCache::expire(Time now) {
-  while (!order_.empty() && order_.front().first + ttl_ <= now) {
-    ids_.erase(order_.front().second);
-    order_.pop_front();
+  while (head_ < order_.size() && order_[head_].first_seen + ttl_ <= now) {
+    ids_.erase(order_[head_].key);
+    ++head_;
+  }
+  // Drop the expired prefix once it is the larger part: amortised O(1) per id, and the ring
+  // never holds more than twice the live ids.
+  if (head_ == order_.size()) {
+    order_.clear();
+    head_ = 0;
+  } else if (head_ > 1024 && head_ * 2 > order_.size()) {
+    order_.erase(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+  // An empty cache after a burst gives its arrays back.
+  if (ids_.empty() && ids_.bucket_count() > 4096) {
+    decltype(ids_)().swap(ids_);
+    std::vector<Entry>().swap(order_);
   }
 }
 

@@ -15,7 +15,8 @@
 //
 // Per network: delivery ratio (every message at every node but its publisher), p50/p99 latency
 // (the publisher's stdin write to the receiver's message line, both in this process),
-// duplicate copies received per delivery, IHAVEs sent and IWANT promises broken (from `stats`,
+// duplicate copies received per delivery, IHAVEs sent, message ids asked for by IWANT and IWANT
+// promises broken (from `stats`,
 // where the implementation reports them; n/a when one kind does not), and the scores each kind gives each other kind (`scores` at the
 // end: the minimum over scorers of a kind and scored peers of a kind). A mixed network should
 // match the homogeneous ones on delivery and duplicates, and no score may be negative.
@@ -130,6 +131,7 @@ async function runNetwork (spec) {
     perKind,
     duplicates_per_delivery: sum('duplicates') / totalDelivered,
     ihave_sent: sum('ihave_sent'),
+    iwant_asked: sum('iwant_asked'),
     broken_promises: sum('broken_promises'),
     minScore
   }
@@ -162,11 +164,11 @@ async function main () {
   for (const r of results) {
     for (const p of r.perKind) lines.push(`| ${r.network} | ${p.publisher} | ${(p.delivery * 100).toFixed(2)}% | ${fmt(p.p50_ms)} | ${fmt(p.p99_ms)} |`)
   }
-  lines.push('', '| network | duplicates per delivery | IHAVEs sent | broken IWANT promises | lowest score, scorer → scored |', '|---|---:|---:|---:|---|')
+  lines.push('', '| network | duplicates per delivery | IHAVEs sent | ids asked by IWANT | broken IWANT promises | lowest score, scorer → scored |', '|---|---:|---:|---:|---:|---|')
   for (const r of results) {
     const scores = Object.entries(r.minScore).sort().map(([k, v]) => `${k} ${fmt(v)}`).join(', ')
     const count = x => Number.isNaN(x) ? 'n/a' : x
-    lines.push(`| ${r.network} | ${fmt(r.duplicates_per_delivery, 2)} | ${count(r.ihave_sent)} | ${count(r.broken_promises)} | ${scores} |`)
+    lines.push(`| ${r.network} | ${fmt(r.duplicates_per_delivery, 2)} | ${count(r.ihave_sent)} | ${count(r.iwant_asked)} | ${count(r.broken_promises)} | ${scores} |`)
   }
   lines.push('', `total ${((Date.now() - T_START) / 1000).toFixed(0)} s`)
   process.stdout.write(lines.join('\n') + '\n')

@@ -68,7 +68,7 @@ class FakeBackend final : public Backend {
     });
   }
   uint64_t add_listener(const std::string& topic, ListenOptions options,
-                        std::function<void(const ListenItem&)> sink,
+                        std::function<void(const SharedListenItem&)> sink,
                         std::function<void(const Error&)>) override {
     uint64_t h = next_handle_++;
     post([this, h, topic, options, sink = std::move(sink)] {
@@ -107,7 +107,7 @@ class FakeBackend final : public Backend {
   // To every listener of the topic, ordered or not.
   void deliver_gap(GapNotice g) {
     run_sync([&] {
-      ListenItem item = g;
+      auto item = std::make_shared<const ListenItem>(g);
       for (auto& [_, l] : listeners_) {
         if (l.topic == g.topic) l.sink(item);
       }
@@ -161,7 +161,7 @@ class FakeBackend final : public Backend {
 
  private:
   void deliver_on_io(const AgentMessage& m) {
-    ListenItem item = m;
+    auto item = std::make_shared<const ListenItem>(m);
     for (auto& [_, l] : listeners_) {
       if (l.topic == m.topic) l.sink(item);
     }
@@ -206,7 +206,7 @@ class FakeBackend final : public Backend {
   struct Listener {
     std::string topic;
     ListenOptions options;
-    std::function<void(const ListenItem&)> sink;
+    std::function<void(const SharedListenItem&)> sink;
   };
   std::map<uint64_t, Listener> listeners_;
   std::function<void(AgentStatus&)> extend_status_;

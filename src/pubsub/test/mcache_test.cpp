@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "crypto/hash.hpp"
 #include "pubsub/seen_cache.hpp"
 
 namespace p2pmq::pubsub {
@@ -76,6 +77,43 @@ TEST(RouterSeenCache, FullCacheRefusesNewIdsInsteadOfForgettingUnexpiredOnes) {
   EXPECT_FALSE(seen.contains(Bytes{1}));
   EXPECT_TRUE(seen.contains(Bytes{4}));
   EXPECT_FALSE(seen.contains(Bytes{5}));
+}
+
+// Ids longer than 32 bytes (go's and js's from || seqno) are kept by their SHA-256; the length
+// byte keeps them apart from a 32-byte id that happens to equal that hash.
+TEST(RouterSeenCache, LongIdsAreKeptByTheirHashAndNeverConfusedWithShortOnes) {
+  Time t0 = Time{} + std::chrono::hours(1);
+  SeenCache seen(std::chrono::seconds(10), 100);
+  Bytes long_id(46, 0x11);
+  Bytes other_long = long_id;
+  other_long.back() = 0x12;
+  EXPECT_TRUE(seen.add(long_id, t0));
+  EXPECT_TRUE(seen.contains(long_id));
+  EXPECT_FALSE(seen.contains(other_long));
+  const auto hash = crypto::sha256(long_id);
+  EXPECT_FALSE(seen.contains(Bytes(hash.begin(), hash.end())));
+  EXPECT_FALSE(seen.contains(Bytes(long_id.begin(), long_id.begin() + 32)));
+  EXPECT_TRUE(seen.add(Bytes{}, t0));  // an empty id is an id too
+  EXPECT_FALSE(seen.add(Bytes{}, t0));
+}
+
+// Expiry keeps first-seen order over many ids, and the ring's expired prefix is dropped.
+TEST(RouterSeenCache, ExpiresInFirstSeenOrderAcrossManyIds) {
+  Time t0 = Time{} + std::chrono::hours(1);
+  SeenCache seen(std::chrono::seconds(10), 1'000'000);
+  auto id = [](uint32_t i) {
+    return Bytes{uint8_t(i >> 24), uint8_t(i >> 16), uint8_t(i >> 8), uint8_t(i)};
+  };
+  for (uint32_t i = 0; i < 20'000; ++i)
+    ASSERT_TRUE(seen.add(id(i), t0 + std::chrono::milliseconds(i)));
+  seen.expire(t0 + std::chrono::milliseconds(10'000 + 14'999));  // ids 0..14999 are 10 s old
+  EXPECT_EQ(seen.size(), 5'000u);
+  EXPECT_FALSE(seen.contains(id(14'999)));
+  EXPECT_TRUE(seen.contains(id(15'000)));
+  EXPECT_TRUE(seen.add(id(0), t0 + std::chrono::seconds(30)));  // forgotten, so new again
+  seen.expire(t0 + std::chrono::seconds(39));
+  EXPECT_EQ(seen.size(), 1u);
+  EXPECT_TRUE(seen.contains(id(0)));
 }
 
 }  // namespace

@@ -54,13 +54,15 @@ func p2pmqMsgID(m *pb.Message) string {
 
 // go-libp2p-pubsub has no getter for a topic's mesh; the router reports every
 // change to a RawTracer, which keeps a copy. It also counts what `stats` reports
-// beside p2pmq's counters: duplicates received and IHAVE entries sent.
+// beside p2pmq's counters: duplicates received, IHAVE entries sent and message ids asked for
+// by IWANT.
 type meshTracer struct {
 	mu   sync.Mutex
 	mesh map[string]map[peer.ID]bool
 
 	duplicates atomic.Uint64
 	ihaveSent  atomic.Uint64 // IHAVE entries (one per peer and topic), as p2pmq counts them
+	iwantAsked atomic.Uint64 // message ids in the IWANTs we send, as p2pmq's iwant_asked
 }
 
 func newMeshTracer() *meshTracer { return &meshTracer{mesh: map[string]map[peer.ID]bool{}} }
@@ -115,6 +117,9 @@ func (t *meshTracer) ThrottlePeer(peer.ID)                     {}
 func (t *meshTracer) RecvRPC(*pubsub.RPC)                      {}
 func (t *meshTracer) SendRPC(rpc *pubsub.RPC, _ peer.ID) {
 	t.ihaveSent.Add(uint64(len(rpc.GetControl().GetIhave())))
+	for _, w := range rpc.GetControl().GetIwant() {
+		t.iwantAsked.Add(uint64(len(w.GetMessageIDs())))
+	}
 }
 func (t *meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 func (t *meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}

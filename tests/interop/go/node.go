@@ -160,6 +160,7 @@ func (n *node) emitStats() {
 	if n.gossip != nil {
 		stats["duplicates"] = n.gossip.mesh.duplicates.Load()
 		stats["ihave_sent"] = n.gossip.mesh.ihaveSent.Load()
+		stats["iwant_asked"] = n.gossip.mesh.iwantAsked.Load()
 	}
 	out.emit(stats)
 }

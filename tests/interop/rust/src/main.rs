@@ -28,6 +28,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncBufReadExt;
@@ -53,7 +54,7 @@ const USAGE: &str = "usage:
   rust-peer gossip [--bootstrap MA]... [--topic T]... [--key FILE] [--listen MA]
                    [--D n] [--Dlo n] [--Dhi n] [--Dout n] [--Dscore n] [--Dlazy n]
                    [--heartbeat-ms n] [--flood-publish 0|1] [--msgid p2pmq|stock] [--px 0|1]
-                   [--dht off|server|client] [--dht-protocol P]
+                   [--dht off|server|client] [--dht-protocol P] [--direct-peer MA/p2p/ID]...
   rust-peer dht [--mode server|client] [--bootstrap MA]... [--protocol P] [--key FILE]
                 [--listen MA] [--query-timeout S]
   rust-peer transport-interop   (environment: transport security muxer is_dialer ip redis_addr
@@ -78,7 +79,7 @@ impl Opts {
             let a = &args[i];
             if let Some(name) = a.strip_prefix("--") {
                 let v = args.get(i + 1).ok_or_else(|| UsageError(format!("option {a} needs a value")))?;
-                if name == "bootstrap" || name == "topic" {
+                if name == "bootstrap" || name == "topic" || name == "direct-peer" {
                     o.repeated.entry(name.to_string()).or_default().push(v.clone());
                 } else {
                     o.values.insert(name.to_string(), v.clone());
@@ -421,9 +422,20 @@ struct Node {
     jobs: Vec<PubJob>,
     // what identify (and the remote's pushes) told us each peer speaks
     protocols: HashMap<PeerId, Vec<String>>,
+    // --direct-peer: gossipsub's explicit peers; rust-libp2p redials them by peer id only,
+    // which needs an address no behaviour here has, so we dial these ourselves (as go's
+    // WithDirectPeers does by itself)
+    direct: Vec<Multiaddr>,
+    // gossipsub's metrics (its `metrics` feature): the duplicates and IWANTs `stats` reports
+    metrics: Registry,
 }
 
-fn gossipsub_behaviour(opts: &Opts, key: &Keypair, own_seqno: Arc<Mutex<Option<u64>>>) -> Result<gossipsub::Behaviour, UsageError> {
+fn gossipsub_behaviour(
+    opts: &Opts,
+    key: &Keypair,
+    own_seqno: Arc<Mutex<Option<u64>>>,
+    metrics: &mut Registry,
+) -> Result<gossipsub::Behaviour, UsageError> {
     let msgid = opts.str("msgid").unwrap_or("p2pmq");
     if msgid != "p2pmq" && msgid != "stock" {
         return Err(UsageError(format!("--msgid must be p2pmq or stock, got {msgid}")));
@@ -477,7 +489,8 @@ fn gossipsub_behaviour(opts: &Opts, key: &Keypair, own_seqno: Arc<Mutex<Option<u
     });
     let config = b.build().map_err(|e| UsageError(format!("gossipsub config: {e}")))?;
     let mut gs = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
-        .map_err(|e| UsageError(format!("gossipsub: {e}")))?;
+        .map_err(|e| UsageError(format!("gossipsub: {e}")))?
+        .with_metrics(metrics, gossipsub::MetricsConfig::default());
     gs.with_peer_score(p2pmq_score_params(), p2pmq_score_thresholds())
         .map_err(|e| UsageError(format!("gossipsub peer score: {e}")))?;
     Ok(gs)
@@ -551,13 +564,23 @@ async fn cmd_node(cmd: &str, opts: &Opts) -> Result<ExitCode, UsageError> {
     let topics = opts.list("topic");
     let query_timeout = Duration::from_secs(opts.uint("query-timeout", 30)?);
     let own_seqno = Arc::new(Mutex::new(None));
+    let mut metrics = Registry::default();
+    let direct = opts.multiaddrs("direct-peer")?;
+    let mut direct_ids = Vec::new();
+    for ma in &direct {
+        direct_ids.push(peer_of(ma).ok_or_else(|| UsageError(format!("--direct-peer {ma}: needs /p2p/ID")))?);
+    }
 
     let mut gossip = None;
     let mut kad = None;
     let mut p2pmq_ids = true;
     match cmd {
         "gossip" => {
-            gossip = Some(gossipsub_behaviour(opts, &key, own_seqno.clone())?);
+            let mut gs = gossipsub_behaviour(opts, &key, own_seqno.clone(), &mut metrics)?;
+            for p in &direct_ids {
+                gs.add_explicit_peer(p);
+            }
+            gossip = Some(gs);
             p2pmq_ids = opts.str("msgid").unwrap_or("p2pmq") == "p2pmq";
             match opts.str("dht").unwrap_or("off") {
                 "off" => {}
@@ -597,6 +620,8 @@ async fn cmd_node(cmd: &str, opts: &Opts) -> Result<ExitCode, UsageError> {
         joined: false,
         jobs: Vec::new(),
         protocols: HashMap::new(),
+        direct,
+        metrics,
     };
     node.swarm.listen_on(listen.clone()).map_err(|e| UsageError(format!("listen on {listen}: {e}")))?;
     Ok(node.run(cmd, &topics, &bootstrap).await)
@@ -676,6 +701,11 @@ impl Node {
                 if let Err(e) = gs.subscribe(&IdentTopic::new(t.clone())) {
                     emit_error(format!("subscribe {t}: {e}"));
                 }
+            }
+        }
+        for ma in self.direct.clone() {
+            if let Err(e) = dial(&mut self.swarm, &ma) {
+                emit_error(format!("direct peer {ma}: {e}"));
             }
         }
         for ma in bootstrap {
@@ -932,7 +962,15 @@ impl Node {
                     peers.iter().map(|p| (p.to_string(), json!(gs.peer_score(p).unwrap_or(0.0)))).collect();
                 emit(json!({"event": "scores", "scores": scores}));
             }
-            "stats" => emit(stats_event(self.published, self.received)),
+            "stats" => {
+                let mut ev = stats_event(self.published, self.received);
+                if self.gs().is_ok() {
+                    let (duplicates, iwant) = gossip_counts(&self.metrics);
+                    ev["duplicates"] = json!(duplicates);
+                    ev["iwant_asked"] = json!(iwant);
+                }
+                emit(ev);
+            }
             "handle" => {
                 // a handler that closes each stream: the protocol list changes, so identify
                 // pushes it to every connected peer (rust-libp2p pushes on a local change
@@ -1062,6 +1100,29 @@ fn stats_event(published: u64, received: u64) -> Value {
         "published": published,
         "received": received,
     })
+}
+
+/// From gossipsub's metrics: messages received more than once (every message received, before
+/// the duplicate filter, minus those after it; the go and js peers' `duplicates`), and message
+/// ids asked for by IWANT. rust-libp2p counts no IHAVE it sends (no metric, no event), so
+/// `ihave_sent` is not reported.
+fn gossip_counts(metrics: &Registry) -> (u64, u64) {
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, metrics).is_err() {
+        return (0, 0);
+    }
+    let (mut unfiltered, mut filtered, mut iwant) = (0u64, 0u64, 0u64);
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or("");
+        let value: u64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        match name {
+            "topic_msg_recv_counts_unfiltered_total" => unfiltered += value,
+            "topic_msg_recv_counts_total" => filtered += value,
+            "topic_iwant_msgs_total" => iwant += value,
+            _ => {}
+        }
+    }
+    (unfiltered.saturating_sub(filtered), iwant)
 }
 
 /// stdin lines into the event loop; None at EOF.
