@@ -17,14 +17,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 import grpc  # noqa: E402
 import p2pmq_stubs  # noqa: E402
-
-
-def rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from proc_stats import rss_mb  # noqa: E402
 
 
 def main():

@@ -27,6 +27,7 @@ if ! $build_only; then
     python3-grpcio python3-grpc-tools python3-yaml
     nodejs
     redis-server
+    chromium  # headless, for the status page test (tests/agent/test_metrics.py StatusPage)
   )
 fi
 

@@ -20,6 +20,7 @@
 #include "agent/sync_batcher.hpp"
 #include "agent/trace_writer.hpp"
 #include "agent_backend.hpp"
+#include "agent_http.hpp"
 #include "api/server.hpp"
 #include "api/validation_client.hpp"
 #include "dht/io/dht_service.hpp"
@@ -27,6 +28,7 @@
 #include "host/host.hpp"
 #include "json_seqno.hpp"
 #include "mdns/io/mdns_service.hpp"
+#include "metrics/probes.hpp"
 #include "protocols/echo.hpp"
 #include "protocols/identify.hpp"
 #include "protocols/perf.hpp"
@@ -668,6 +670,28 @@ int run_agent(AgentOptions options) {
       return 1;
     }
   }
+  // Metrics and the status page (metrics.address; off when empty): a probe per module, read
+  // at request time on this thread.
+  metrics::HostProbe host_probe(node);
+  metrics::GossipProbe gossip_probe(gossip);
+  metrics::DhtProbe dht_probe(kad);
+  metrics::SyncProbe sync_probe(syncer, archive.get());
+  SyncAgentProbe sync_agent_probe(sync_agent);
+  ApiProbe api_probe(backend, api_server, validation);
+  ProcessProbe process_probe;
+  std::unique_ptr<AgentHttp> http;
+  if (!cfg.metrics.address.empty()) {
+    http = std::make_unique<AgentHttp>(
+        io.get_executor(), cfg.metrics,
+        std::vector<const metrics::Probe*>{&host_probe, &gossip_probe, &dht_probe, &sync_probe,
+                                           &sync_agent_probe, &api_probe, &process_probe},
+        [&backend] { return backend.status_now(); }, options.agent_version);
+    if (auto r = http->start(); !r) {
+      std::cerr << "error: metrics.address " << cfg.metrics.address << ": " << r.error().to_string()
+                << std::endl;
+      return 1;
+    }
+  }
   gossip.start();
   syncer.start();
   sync_agent.start();
@@ -698,6 +722,10 @@ int run_agent(AgentOptions options) {
   for (const auto& a : node.listen_addrs())
     std::cout << "listening " << a.with_p2p(node.peer_id().bytes()).to_string() << std::endl;
   if (api_server) std::cout << "grpc " << api_server->bound_address() << std::endl;
+  if (http) {
+    std::cout << "metrics " << http->bound_address() << std::endl;
+    spdlog::info("metrics and status page on http://{}/", http->bound_address());
+  }
   spdlog::info("p2pmq agent {} started as {}", options.agent_version, node.peer_id().to_string());
 
   // Memory comes back: glibc keeps freed heap in its arenas, so after a large release (a Listen
@@ -725,6 +753,7 @@ int run_agent(AgentOptions options) {
     if (stopping) return;
     stopping = true;
     trim_timer.cancel();
+    if (http) http->stop();
     asio::co_spawn(
         io,
         [&]() -> Task<void> {

@@ -197,42 +197,44 @@ void AgentBackend::remove_listener(uint64_t handle) {
 }
 
 void AgentBackend::status(std::function<void(api::AgentStatus)> done) {
-  asio::post(host_.executor(), [this, done = std::move(done)] {
-    api::AgentStatus s;
-    s.peer_id = host_.peer_id().to_string();
-    for (const auto& a : host_.listen_addrs())
-      s.listen_addrs.push_back(a.with_p2p(host_.peer_id().bytes()).to_string());
-    const auto& router = gossip_.router();
-    s.topics = router.topics();
-    auto now = pubsub::Clock::now();
-    for (const auto& conn : host_.connections()) {
-      const auto& peer = conn->remote_peer();
-      if (std::any_of(s.peers.begin(), s.peers.end(),
-                      [&](const api::PeerStatus& p) { return p.peer_id == peer.to_string(); }))
-        continue;
-      api::PeerStatus p;
-      p.peer_id = peer.to_string();
-      p.addrs.push_back(conn->info().remote_addr.to_string());
-      p.topics = router.peer_topics(peer);
-      for (const auto& t : s.topics) {
-        auto mesh = router.mesh(t);
-        if (std::find(mesh.begin(), mesh.end(), peer) != mesh.end()) p.mesh_topics.push_back(t);
-      }
-      p.score = router.score(peer, now);
-      auto info = host_.peer_store().find(peer);
-      if (info != host_.peer_store().end()) p.agent_version = info->second.agent_version;
-      s.peers.push_back(std::move(p));
-    }
-    s.connected_peers = s.peers.size();
+  asio::post(host_.executor(), [this, done = std::move(done)] { done(status_now()); });
+}
+
+api::AgentStatus AgentBackend::status_now() const {
+  api::AgentStatus s;
+  s.peer_id = host_.peer_id().to_string();
+  for (const auto& a : host_.listen_addrs())
+    s.listen_addrs.push_back(a.with_p2p(host_.peer_id().bytes()).to_string());
+  const auto& router = gossip_.router();
+  s.topics = router.topics();
+  auto now = pubsub::Clock::now();
+  for (const auto& conn : host_.connections()) {
+    const auto& peer = conn->remote_peer();
+    if (std::any_of(s.peers.begin(), s.peers.end(),
+                    [&](const api::PeerStatus& p) { return p.peer_id == peer.to_string(); }))
+      continue;
+    api::PeerStatus p;
+    p.peer_id = peer.to_string();
+    p.addrs.push_back(conn->info().remote_addr.to_string());
+    p.topics = router.peer_topics(peer);
     for (const auto& t : s.topics) {
-      api::TopicStatus ts;
-      ts.topic = t;
-      if (auto it = seqnos_.find(t); it != seqnos_.end()) ts.published_seqno = it->second;
-      s.topic_status.push_back(std::move(ts));
+      auto mesh = router.mesh(t);
+      if (std::find(mesh.begin(), mesh.end(), peer) != mesh.end()) p.mesh_topics.push_back(t);
     }
-    if (status_extender_) status_extender_(s);
-    done(std::move(s));
-  });
+    p.score = router.score(peer, now);
+    auto info = host_.peer_store().find(peer);
+    if (info != host_.peer_store().end()) p.agent_version = info->second.agent_version;
+    s.peers.push_back(std::move(p));
+  }
+  s.connected_peers = s.peers.size();
+  for (const auto& t : s.topics) {
+    api::TopicStatus ts;
+    ts.topic = t;
+    if (auto it = seqnos_.find(t); it != seqnos_.end()) ts.published_seqno = it->second;
+    s.topic_status.push_back(std::move(ts));
+  }
+  if (status_extender_) status_extender_(s);
+  return s;
 }
 
 }  // namespace p2pmq::cli

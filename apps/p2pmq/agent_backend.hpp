@@ -47,6 +47,10 @@ class AgentBackend : public api::Backend {
                         std::function<void(const Error&)> refused) override;
   void remove_listener(uint64_t handle) override;
   void status(std::function<void(api::AgentStatus)> done) override;
+  // The same, at once; io thread only (the status page).
+  api::AgentStatus status_now() const;
+  // Messages held for subscribed topics without a listener (metrics); io thread only.
+  const api::HeldMessages& held() const { return held_; }
 
   // io thread only. The topic's next count (1, 2, 3 ...), and the seqno that carries it on the
   // wire: the count itself, or under stock ids pubsub::stock_seqno of it.

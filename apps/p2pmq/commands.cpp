@@ -360,6 +360,7 @@ void add_perf(CLI::App& app) {
 void add_agent(CLI::App& app) {
   auto* cmd = app.add_subcommand("agent", "run the p2pmq agent daemon");
   static std::string config_path, key_path, data_dir, grpc, validation_timeout, policy, dht_mode;
+  static std::string metrics_address;
   static std::vector<std::string> listen, bootstrap, roles, validators, gossip, settings, archives;
   static bool print_config = false;
   static AgentOptions options;
@@ -370,6 +371,8 @@ void add_agent(CLI::App& app) {
   cmd->add_option("--role", roles, "agent, archive or bootstrapper (repeatable)");
   cmd->add_option("--bootstrap", bootstrap, "peer to connect to at start (repeatable)");
   cmd->add_option("--grpc", grpc, "gRPC API address host:port (port 0 picks one; off disables)");
+  cmd->add_option("--metrics", metrics_address,
+                  "Prometheus /metrics and status page address host:port (metrics.address)");
   cmd->add_option("--validator", validators,
                   "MsgValidation endpoint host:port the agent dials (repeatable)");
   cmd->add_option("--validation-timeout", validation_timeout,
@@ -420,6 +423,7 @@ void add_agent(CLI::App& app) {
         {"identity.key_file", key_path},
         {"data_dir", data_dir},
         {"grpc.address", grpc},
+        {"metrics.address", metrics_address},
         {"validation.timeout", validation_timeout},
         {"validation.no_validator_policy", policy},
         {"dht.mode", dht_mode}};

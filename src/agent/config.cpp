@@ -1019,6 +1019,20 @@ const Fields<TraceSettings>& trace_fields() {
   return fields;
 }
 
+const Fields<MetricsConfig>& metrics_fields() {
+  using M = MetricsConfig;
+  static const Fields<M> fields{
+      string_field("address", &M::address, /*optional=*/true),
+      uint_field("max_connections", &M::max_connections),
+      uint_field("max_request_bytes", &M::max_request_bytes),
+      duration_field("request_timeout", &M::request_timeout),
+      duration_field("sample_interval", &M::sample_interval),
+      uint_field("history_samples", &M::history_samples),
+      uint_field("history_topics", &M::history_topics),
+  };
+  return fields;
+}
+
 const Fields<AgentConfig>& top_fields() {
   using A = AgentConfig;
   static const Fields<A> fields{
@@ -1049,6 +1063,7 @@ const Fields<AgentConfig>& top_fields() {
       section("connmgr", &A::connmgr, connmgr_fields),
       section("sync", &A::sync, sync_fields),
       section("trace", &A::trace, trace_fields),
+      section("metrics", &A::metrics, metrics_fields),
       string_field("log_level", &A::log_level),
   };
   return fields;
@@ -1154,6 +1169,22 @@ Result<void> validate_connmgr(const ConnManagerSettings& m) {
   if (m.low_water > m.high_water)
     return bad_value("connmgr.low_water", fmt::format("must be <= high_water ({})", m.high_water),
                      fmt::format("{}", m.low_water));
+  return {};
+}
+
+Result<void> validate_metrics(const MetricsConfig& m) {
+  if (!m.address.empty())
+    if (auto why = bad_endpoint(m.address, true); why || m.address.starts_with("unix:"))
+      return bad_value("metrics.address", why ? *why : "expected host:port", "'" + m.address + "'");
+  const std::pair<const char*, size_t> bounds[] = {{"max_connections", m.max_connections},
+                                                   {"max_request_bytes", m.max_request_bytes},
+                                                   {"history_topics", m.history_topics}};
+  for (const auto& [name, value] : bounds)
+    if (value == 0) return bad_value(std::string("metrics.") + name, "must be >= 1", "0");
+  if (m.request_timeout.count() <= 0)
+    return bad_value("metrics.request_timeout", "must be > 0", "0");
+  if (m.sample_interval.count() <= 0)
+    return bad_value("metrics.sample_interval", "must be > 0", "0");
   return {};
 }
 
@@ -1335,6 +1366,7 @@ Result<void> validate_impl(const AgentConfig& c) {
   if (auto r = validate_connmgr(c.connmgr); !r) return r;
   if (auto r = validate_sync(c.sync); !r) return r;
   if (auto r = validate_trace(c.trace); !r) return r;
+  if (auto r = validate_metrics(c.metrics); !r) return r;
 
   if (std::find(log_levels().begin(), log_levels().end(), c.log_level) == log_levels().end())
     return bad_value("log_level", "expected trace, debug, info, warn, error, critical or off",

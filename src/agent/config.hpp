@@ -137,6 +137,22 @@ struct ConnManagerSettings {
   std::chrono::milliseconds grace{30000};
 };
 
+// The HTTP endpoint for Prometheus (/metrics) and the status page (/, /status.json). Off unless
+// an address is set; loopback is the documented choice (the page shows peers and addresses).
+struct MetricsConfig {
+  std::string address;  // host:port; empty: off; port 0: chosen by the OS (printed at start)
+  // Bounds against a hostile local client: connections at once, the size of a request head, and
+  // the time to send a request and read the answer.
+  size_t max_connections = 16;
+  size_t max_request_bytes = 8192;
+  std::chrono::milliseconds request_timeout{5000};
+  // The status page's chart: per-topic counters sampled every interval, the last
+  // history_samples kept (120 x 5 s: ten minutes), for at most history_topics topics.
+  std::chrono::milliseconds sample_interval{5000};
+  size_t history_samples = 120;
+  size_t history_topics = 32;
+};
+
 // Sync (DESIGN.md §5): archives, gap handling, ordered delivery, retention of the archive role.
 struct SyncSettings {
   std::vector<Multiaddr> archives;  // static archives, each with /p2p/<peer id>
@@ -207,6 +223,7 @@ struct AgentConfig {
   ConnManagerSettings connmgr;
   SyncSettings sync;
   TraceSettings trace;
+  MetricsConfig metrics;
   std::string log_level = "info";  // trace|debug|info|warn|error|critical|off (spdlog names)
 
   std::string key_file_path() const;

@@ -152,6 +152,7 @@ class ListenReactor;
 struct ListenRegistry {
   std::atomic<size_t> open{0};      // counts reactors from admission to OnDone
   std::atomic<size_t> buffered{0};  // bytes in every stream's queue_
+  std::atomic<uint64_t> missed{0};  // messages dropped from full streams, all streams ever
   std::mutex mu;
   bool shutting_down = false;
   std::map<ListenReactor*, std::weak_ptr<ListenReactor>> live;
@@ -281,6 +282,7 @@ class ListenReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     auto it = std::find_if(queue_.begin(), queue_.end(), [](const auto& i) { return !is_gap(i); });
     const auto& m = std::get<AgentMessage>(**it);
     ++missed_[m.topic];
+    registry_.missed.fetch_add(1);
     sub_bytes_locked(footprint(**it));
     --messages_;
     queue_.erase(it);
@@ -477,6 +479,7 @@ class MessagingService final : public MessagingBase {
 
   size_t open_streams() const { return registry_.open.load(); }
   size_t buffered_bytes() const { return registry_.buffered.load(); }
+  uint64_t missed_messages() const { return registry_.missed.load(); }
 
   // Ends every Listen stream with UNAVAILABLE and refuses new ones.
   void shutdown_listeners() {
@@ -636,6 +639,10 @@ size_t ApiServer::listen_streams() const {
 
 size_t ApiServer::listen_buffered_bytes() const {
   return impl_->messaging.buffered_bytes();
+}
+
+uint64_t ApiServer::listen_missed_messages() const {
+  return impl_->messaging.missed_messages();
 }
 
 }  // namespace p2pmq::api

@@ -69,6 +69,8 @@ class ApiServer {
   size_t listen_streams() const;
   // Bytes waiting in every Listen stream's buffer (api::footprint), for status and tests.
   size_t listen_buffered_bytes() const;
+  // Messages dropped from full Listen buffers (sent as Missed events), since start.
+  uint64_t listen_missed_messages() const;
 
  private:
   struct Impl;

@@ -125,6 +125,7 @@ void Router::remove_peer(const PeerId& peer, Time now) {
 void Router::join(const TopicId& topic, Time now) {
   if (mesh_.contains(topic)) return;
   trace(TraceType::join, topic);
+  topic_counters_.try_emplace(topic);
   PeerSet peers;
   auto accept = [&](const PeerId& p) {
     return !peers.contains(p) && !is_direct(p) && !backing_off(p, topic) &&
@@ -163,6 +164,7 @@ void Router::leave(const TopicId& topic, Time now) {
   PeerSet mesh = std::move(it->second);
   mesh_.erase(it);
   trace(TraceType::leave, topic);
+  topic_counters_.erase(topic);
   for (const auto& p : mesh) {
     score_.prune(p, topic, now);
     trace(TraceType::prune, topic, nullptr, &p);
@@ -188,6 +190,8 @@ Result<MessageId> Router::publish(const TopicId& topic, Bytes data, uint64_t seq
   cache_message(id, message);
   ++counters_.published;
   trace(TraceType::publish, topic, &id);
+  TopicCounters* tc = joined_counters(topic);
+  if (tc) ++tc->published;
 
   PeerSet targets;
   if (config_.flood_publish) {
@@ -235,8 +239,24 @@ Result<MessageId> Router::publish(const TopicId& topic, Bytes data, uint64_t seq
     trace(TraceType::deliver, topic, &id, &self_);
     actions_.push_back(DeliverMessage{id, std::move(message), self_});
     ++counters_.delivered;
+    if (tc) ++tc->delivered;
   }
   return id;
+}
+
+TopicCounters* Router::joined_counters(const TopicId& topic) {
+  auto it = topic_counters_.find(topic);
+  return it == topic_counters_.end() ? nullptr : &it->second;
+}
+
+const TopicCounters* Router::topic_counters(const TopicId& topic) const {
+  auto it = topic_counters_.find(topic);
+  return it == topic_counters_.end() ? nullptr : &it->second;
+}
+
+size_t Router::pending_validations(const TopicId& topic) const {
+  auto it = pending_per_topic_.find(topic);
+  return it == pending_per_topic_.end() ? 0 : it->second;
 }
 
 // ---- Inbound RPCs ------------------------------------------------------------------------------
@@ -308,9 +328,11 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
     return;
   }
   MessageId id = message_id(message, id_fn(topic));
+  TopicCounters* tc = joined_counters(topic);  // joined: mesh_ has the topic
   if (seen_.contains(id)) {
     ++counters_.duplicates;
     trace(TraceType::duplicate, topic, &id, &from);
+    if (tc) ++tc->duplicates;
     fulfil_promises(id, message);  // a copy is a kept promise too (go's DuplicateMessage)
     score_.duplicate_message(from, id, topic, now);
     auto p = pending_.find(key_of(id));
@@ -323,12 +345,14 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
     ++counters_.too_large;
     ++counters_.rejected;
     trace(TraceType::reject, topic, &id, &from, RejectReason::too_large);
+    if (tc) ++tc->rejected;
     score_.reject_message(from, id, topic, RejectReason::too_large, now);
     return;
   }
   if (auto ok = check_message(message, config_.signature_policy); !ok) {
     ++counters_.rejected;
     trace(TraceType::reject, topic, &id, &from, ok.error().reason);
+    if (tc) ++tc->rejected;
     score_.reject_message(from, id, topic, ok.error().reason, now);
     return;
   }
@@ -336,6 +360,7 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
     // Claims to be ours but we never published it (ours are in the seen cache).
     ++counters_.rejected;
     trace(TraceType::reject, topic, &id, &from, RejectReason::self_origin);
+    if (tc) ++tc->rejected;
     score_.reject_message(from, id, topic, RejectReason::self_origin, now);
     return;
   }
@@ -345,6 +370,7 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
     // validated and rejected still costs its senders P4 (go's RejectValidationQueueFull).
     ++counters_.throttled;
     trace(TraceType::reject, topic, &id, &from, RejectReason::validation_throttled);
+    if (tc) ++tc->throttled;
     return;  // not marked seen: a later copy may get through
   }
   ++queued;
@@ -355,7 +381,7 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
   Time deadline = now + config_.validation_timeout;
   pending_order_.emplace_back(deadline, key_of(id));
   actions_.push_back(ValidateMessage{id, message, from});
-  pending_.emplace(key_of(id), Pending{id, std::move(message), from, deadline, {}});
+  pending_.emplace(key_of(id), Pending{id, std::move(message), from, deadline, now, {}});
 }
 
 void Router::send_idontwant(const MessageId& id, const Message& message, const PeerId& from) {
@@ -382,6 +408,9 @@ void Router::report_validation(const MessageId& id, Verdict verdict, Time now) {
     if (--q->second == 0) pending_per_topic_.erase(q);
   }
   const TopicId& topic = pending.message.topic;
+  TopicCounters* tc = joined_counters(topic);  // null when left while validating
+  if (tc)
+    tc->validation_seconds.observe(std::chrono::duration<double>(now - pending.received).count());
   switch (verdict) {
     case Verdict::accept:
       deliver_and_forward(std::move(pending), now);
@@ -389,11 +418,13 @@ void Router::report_validation(const MessageId& id, Verdict verdict, Time now) {
     case Verdict::reject:
       ++counters_.rejected;
       trace(TraceType::reject, topic, &id, &pending.from, RejectReason::validation_failed);
+      if (tc) ++tc->rejected;
       score_.reject_message(pending.from, id, topic, RejectReason::validation_failed, now);
       break;
     case Verdict::ignore:
       ++counters_.ignored;
       trace(TraceType::reject, topic, &id, &pending.from, RejectReason::validation_ignored);
+      if (tc) ++tc->ignored;
       score_.reject_message(pending.from, id, topic, RejectReason::validation_ignored, now);
       break;
   }
@@ -407,6 +438,7 @@ void Router::deliver_and_forward(Pending pending, Time now) {
   exclude.insert(pending.from);
   forward(pending.id, pending.message, exclude, now);
   trace(TraceType::deliver, pending.message.topic, &pending.id, &pending.from);
+  if (TopicCounters* tc = joined_counters(pending.message.topic)) ++tc->delivered;
   actions_.push_back(
       DeliverMessage{std::move(pending.id), std::move(pending.message), pending.from});
   ++counters_.delivered;

@@ -26,6 +26,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/histogram.hpp"
 #include "core/result.hpp"
 #include "crypto/keys.hpp"
 #include "pubsub/id_aliases.hpp"
@@ -163,6 +164,18 @@ struct RouterCounters {
   uint64_t px_invalid_records = 0;    // PX entries dropped: bad or foreign signed peer record
 };
 
+// The same counts per joined topic (for the metrics endpoint). A topic's counters live while it is
+// joined, so their number is bounded by the topics the agent chose to join.
+struct TopicCounters {
+  uint64_t published = 0;
+  uint64_t delivered = 0;  // DeliverMessage actions, our own publications included
+  uint64_t duplicates = 0;
+  uint64_t rejected = 0;
+  uint64_t ignored = 0;                           // validator IGNORE and validation timeouts
+  uint64_t throttled = 0;                         // pending-validation queue full
+  Histogram validation_seconds{kLatencyBuckets};  // from receipt to the verdict
+};
+
 class Router {
  public:
   // Throws std::invalid_argument when validate(config) fails (a start-up error).
@@ -224,6 +237,9 @@ class Router {
   size_t mcache_size() const { return mcache_.size(); }
   uint64_t heartbeat_ticks() const { return ticks_; }
   const RouterCounters& counters() const { return counters_; }
+  // nullptr unless joined.
+  const TopicCounters* topic_counters(const TopicId& topic) const;
+  size_t pending_validations(const TopicId& topic) const;
   const GossipsubConfig& config() const { return config_; }
   MessageIdFn id_fn(const TopicId& topic) const;  // the topic's override, else the default
 
@@ -246,6 +262,7 @@ class Router {
     Message message;
     PeerId from;
     Time deadline;
+    Time received;
     std::set<PeerId> also_from;  // peers that sent duplicates meanwhile (bounded)
   };
   using PeerSet = std::set<PeerId>;
@@ -353,6 +370,8 @@ class Router {
   Time next_heartbeat_;
   uint64_t ticks_ = 0;
   RouterCounters counters_;
+  std::map<TopicId, TopicCounters> topic_counters_;  // joined topics only
+  TopicCounters* joined_counters(const TopicId& topic);
 };
 
 }  // namespace p2pmq::pubsub

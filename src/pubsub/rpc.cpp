@@ -14,10 +14,6 @@ namespace pb = ::libp2p::pubsub;
 Bytes to_bytes_of(const std::string& s) {
   return Bytes(s.begin(), s.end());
 }
-std::string to_str(BytesView b) {
-  return std::string(as_string(b));
-}
-
 tl::unexpected<Error> over(const char* limit, size_t value, size_t bound) {
   return fail(Errc::limit_exceeded, "pubsub rpc: " + std::to_string(value) + " over " + limit +
                                         " (" + std::to_string(bound) + ")");
@@ -26,15 +22,6 @@ tl::unexpected<Error> over(const char* limit, size_t value, size_t bound) {
 // Size of a length-delimited field with a one-byte tag (all our field numbers are < 16).
 size_t field_size(size_t len) {
   return 1 + varint_size(len) + len;
-}
-
-void to_pb(const Message& m, pb::Message& out) {
-  if (m.from) out.set_from(to_str(*m.from));
-  if (m.data_present || !m.data.empty()) out.set_data(to_str(m.data));
-  if (m.seqno) out.set_seqno(to_str(*m.seqno));
-  out.set_topic(m.topic);
-  if (m.signature) out.set_signature(to_str(*m.signature));
-  if (m.key) out.set_key(to_str(*m.key));
 }
 
 Message from_pb(const pb::Message& m) {
@@ -158,62 +145,166 @@ Result<Rpc> decode_rpc(BytesView protobuf, const RpcLimits& limits, RpcDecodeSta
   return rpc;
 }
 
-Bytes encode_rpc(const Rpc& rpc) {
-  pb::RPC msg;
-  for (const auto& s : rpc.subscriptions) {
-    auto* out = msg.add_subscriptions();
-    out->set_subscribe(s.subscribe);
-    out->set_topicid(s.topic);
-  }
-  for (const auto& m : rpc.publish) to_pb(m, *msg.add_publish());
-  if (!rpc.control.empty()) {
-    auto* c = msg.mutable_control();
-    for (const auto& e : rpc.control.ihave) {
-      auto* out = c->add_ihave();
-      out->set_topicid(e.topic);
-      for (const auto& id : e.message_ids) out->add_messageids(to_str(id));
-    }
-    for (const auto& e : rpc.control.iwant) {
-      auto* out = c->add_iwant();
-      for (const auto& id : e.message_ids) out->add_messageids(to_str(id));
-    }
-    for (const auto& e : rpc.control.graft) c->add_graft()->set_topicid(e.topic);
-    for (const auto& e : rpc.control.prune) {
-      auto* out = c->add_prune();
-      out->set_topicid(e.topic);
-      for (const auto& p : e.peers) {
-        auto* info = out->add_peers();
-        info->set_peerid(to_str(p.peer_id));
-        if (p.signed_peer_record) info->set_signedpeerrecord(to_str(*p.signed_peer_record));
-      }
-      if (e.backoff_seconds) out->set_backoff(*e.backoff_seconds);
-    }
-    for (const auto& e : rpc.control.idontwant) {
-      auto* out = c->add_idontwant();
-      for (const auto& id : e.message_ids) out->add_messageids(to_str(id));
-    }
-  }
-  Bytes out(msg.ByteSizeLong());
-  msg.SerializeWithCachedSizesToArray(out.data());
-  return out;
+// The encoder writes the protobuf wire format directly (fields in number order, as protobuf
+// serialises them): one pass for the sizes, one to write, no intermediate message objects or
+// copies of the payload. RpcCodec.MatchesHandBuiltWireBytes and
+// RpcCodec.EncodingIsProtobufsOwn check it against the schema.
+namespace {
+
+constexpr uint8_t kLen = 2;  // wire type: length-delimited
+
+uint8_t tag(int field, uint8_t wire_type = kLen) {
+  return static_cast<uint8_t>(field << 3 | wire_type);
 }
 
-Bytes encode_message(const Message& message) {
-  pb::Message msg;
-  to_pb(message, msg);
-  Bytes out(msg.ByteSizeLong());
-  msg.SerializeWithCachedSizesToArray(out.data());
-  return out;
-}
-
-size_t encoded_size(const Message& m) {
+// Body sizes (without their own tag and length).
+size_t message_body_size(const Message& m) {
   size_t body = field_size(m.topic.size());
   if (m.data_present || !m.data.empty()) body += field_size(m.data.size());
   if (m.from) body += field_size(m.from->size());
   if (m.seqno) body += field_size(m.seqno->size());
   if (m.signature) body += field_size(m.signature->size());
   if (m.key) body += field_size(m.key->size());
-  return field_size(body);
+  return body;
+}
+
+size_t ids_size(const std::vector<MessageId>& ids) {
+  size_t n = 0;
+  for (const auto& id : ids) n += field_size(id.size());
+  return n;
+}
+
+size_t peer_info_size(const PeerRecord& p) {
+  size_t n = field_size(p.peer_id.size());
+  if (p.signed_peer_record) n += field_size(p.signed_peer_record->size());
+  return n;
+}
+
+size_t prune_body_size(const ControlPrune& e) {
+  size_t body = field_size(e.topic.size());
+  for (const auto& peer : e.peers) body += field_size(peer_info_size(peer));
+  if (e.backoff_seconds) body += 1 + varint_size(*e.backoff_seconds);
+  return body;
+}
+
+size_t control_body_size(const ControlMessage& c) {
+  size_t n = 0;
+  for (const auto& e : c.ihave)
+    n += field_size(field_size(e.topic.size()) + ids_size(e.message_ids));
+  for (const auto& e : c.iwant) n += field_size(ids_size(e.message_ids));
+  for (const auto& e : c.graft) n += field_size(field_size(e.topic.size()));
+  for (const auto& e : c.prune) n += field_size(prune_body_size(e));
+  for (const auto& e : c.idontwant) n += field_size(ids_size(e.message_ids));
+  return n;
+}
+
+class Writer {
+ public:
+  explicit Writer(Bytes& out) : out_(out) {}
+
+  void bytes(int field, BytesView b) {
+    header(field, b.size());
+    out_.insert(out_.end(), b.begin(), b.end());
+  }
+  void text(int field, std::string_view s) {
+    header(field, s.size());
+    out_.insert(out_.end(), s.begin(), s.end());
+  }
+  void header(int field, size_t length) {
+    out_.push_back(tag(field));
+    varint_append(out_, length);
+  }
+  void uint(int field, uint64_t v) {
+    out_.push_back(tag(field, 0));
+    varint_append(out_, v);
+  }
+
+  void message_body(const Message& m) {
+    if (m.from) bytes(1, *m.from);
+    if (m.data_present || !m.data.empty()) bytes(2, m.data);
+    if (m.seqno) bytes(3, *m.seqno);
+    text(4, m.topic);
+    if (m.signature) bytes(5, *m.signature);
+    if (m.key) bytes(6, *m.key);
+  }
+  void ids(int field, const std::vector<MessageId>& list) {
+    for (const auto& id : list) bytes(field, id);
+  }
+  void control_body(const ControlMessage& c) {
+    for (const auto& e : c.ihave) {
+      header(1, field_size(e.topic.size()) + ids_size(e.message_ids));
+      text(1, e.topic);
+      ids(2, e.message_ids);
+    }
+    for (const auto& e : c.iwant) {
+      header(2, ids_size(e.message_ids));
+      ids(1, e.message_ids);
+    }
+    for (const auto& e : c.graft) {
+      header(3, field_size(e.topic.size()));
+      text(1, e.topic);
+    }
+    for (const auto& e : c.prune) {
+      header(4, prune_body_size(e));
+      text(1, e.topic);
+      for (const auto& peer : e.peers) {
+        header(2, peer_info_size(peer));
+        bytes(1, peer.peer_id);
+        if (peer.signed_peer_record) bytes(2, *peer.signed_peer_record);
+      }
+      if (e.backoff_seconds) uint(3, *e.backoff_seconds);
+    }
+    for (const auto& e : c.idontwant) {
+      header(5, ids_size(e.message_ids));
+      ids(1, e.message_ids);
+    }
+  }
+  void rpc(const Rpc& r) {
+    for (const auto& sub : r.subscriptions) {
+      header(1, 2 + field_size(sub.topic.size()));
+      uint(1, sub.subscribe ? 1 : 0);
+      text(2, sub.topic);
+    }
+    for (const auto& m : r.publish) {
+      header(2, message_body_size(m));
+      message_body(m);
+    }
+    if (!r.control.empty()) {
+      header(3, control_body_size(r.control));
+      control_body(r.control);
+    }
+  }
+
+ private:
+  Bytes& out_;
+};
+
+}  // namespace
+
+size_t encoded_size(const Rpc& rpc) {
+  size_t n = 0;
+  for (const auto& sub : rpc.subscriptions) n += field_size(2 + field_size(sub.topic.size()));
+  for (const auto& m : rpc.publish) n += encoded_size(m);
+  if (!rpc.control.empty()) n += field_size(control_body_size(rpc.control));
+  return n;
+}
+
+Bytes encode_rpc(const Rpc& rpc) {
+  Bytes out;
+  out.reserve(encoded_size(rpc));
+  Writer(out).rpc(rpc);
+  return out;
+}
+
+Bytes encode_message(const Message& message) {
+  Bytes out;
+  out.reserve(message_body_size(message));
+  Writer(out).message_body(message);
+  return out;
+}
+
+size_t encoded_size(const Message& m) {
+  return field_size(message_body_size(m));
 }
 
 namespace {
@@ -341,21 +432,8 @@ size_t subopts_size(const SubOpts& s) {
   return field_size(2 + field_size(s.topic.size()));
 }
 
-size_t uint64_size(uint64_t v) {  // protobuf varint: up to 10 bytes
-  size_t n = 1;
-  while (v >= 0x80) v >>= 7, ++n;
-  return n;
-}
-
 size_t prune_size(const ControlPrune& e) {
-  size_t body = field_size(e.topic.size());
-  for (const auto& peer : e.peers) {
-    size_t info = field_size(peer.peer_id.size());
-    if (peer.signed_peer_record) info += field_size(peer.signed_peer_record->size());
-    body += field_size(info);
-  }
-  if (e.backoff_seconds) body += 1 + uint64_size(*e.backoff_seconds);
-  return field_size(body);
+  return field_size(prune_body_size(e));
 }
 
 }  // namespace
@@ -378,7 +456,7 @@ std::vector<Rpc> split_rpc(Rpc rpc, size_t max_size, const RpcLimits& counts) {
     return encoded;
   };
   if (within_counts(rpc)) {
-    size_t encoded = encode_rpc(rpc).size();
+    size_t encoded = encoded_size(rpc);
     if (encoded <= max_size && control_size(rpc, encoded) <= counts.max_control_size)
       return {std::move(rpc)};
   }
@@ -406,9 +484,10 @@ std::vector<Rpc> split_rpc(Rpc rpc, size_t max_size, const RpcLimits& counts) {
 }
 
 void append_framed_rpc(Bytes& out, const Rpc& rpc) {
-  Bytes body = encode_rpc(rpc);
-  varint_append(out, body.size());
-  append(out, body);
+  const size_t size = encoded_size(rpc);
+  out.reserve(out.size() + varint_size(size) + size);
+  varint_append(out, size);
+  Writer(out).rpc(rpc);
 }
 
 RpcReader::RpcReader(RpcLimits limits) : limits_(limits) {}

@@ -63,6 +63,8 @@ Bytes encode_message(const Message& message);
 
 // Bytes a message adds to an encoded RPC (tag, length and body of the `publish` field).
 size_t encoded_size(const Message& message);
+// encode_rpc(rpc).size(), without encoding.
+size_t encoded_size(const Rpc& rpc);
 
 // Splits `rpc` into RPCs whose encode_rpc() is at most max_size bytes, whose subscriptions and
 // control take at most counts.max_control_size bytes, and whose counts stay

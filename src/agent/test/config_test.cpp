@@ -812,5 +812,18 @@ TEST(AgentConfigArchiveTopics, OverrideFromTheCommandLine) {
   EXPECT_EQ(c.sync.max_archive_topics, 2u);
 }
 
+// metrics.*: off by default; an address is host:port (port 0 allowed); the bounds are >= 1.
+TEST(AgentConfigMetrics, OffByDefaultAndEveryBoundNamedWhenRefused) {
+  EXPECT_EQ(ok("").metrics.address, "");
+  EXPECT_EQ(ok("metrics:\n  address: 127.0.0.1:0\n").metrics.address, "127.0.0.1:0");
+  EXPECT_THAT(error_of("metrics:\n  address: localhost\n"), HasSubstr("metrics.address"));
+  EXPECT_THAT(error_of("metrics:\n  address: unix:/tmp/m\n"), HasSubstr("metrics.address"));
+  EXPECT_THAT(error_of("metrics:\n  max_connections: 0\n"), HasSubstr("metrics.max_connections"));
+  EXPECT_THAT(error_of("metrics:\n  max_request_bytes: 0\n"),
+              HasSubstr("metrics.max_request_bytes"));
+  EXPECT_THAT(error_of("metrics:\n  request_timeout: 0s\n"), HasSubstr("metrics.request_timeout"));
+  EXPECT_THAT(error_of("metrics:\n  sample_interval: 0s\n"), HasSubstr("metrics.sample_interval"));
+}
+
 }  // namespace
 }  // namespace p2pmq::agent

@@ -334,6 +334,7 @@ Task<LookupResult> DhtService::drive(Query query) {
     if (it != run->depth.end()) result.hops = it->second + 1;
   }
   result.elapsed = host::Clock::now() - started;
+  if (*alive) stats_.query_seconds.observe(std::chrono::duration<double>(result.elapsed).count());
   if (*alive) fill_addrs(result.closest);
   co_return result;
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/histogram.hpp"
 #include "dht/dht.hpp"
 #include "host/host.hpp"
 #include "protocols/identify.hpp"
@@ -21,7 +22,8 @@ struct ServiceStats {
   uint64_t requests_sent = 0;
   uint64_t request_failures = 0;
   uint64_t requests_served = 0;
-  uint64_t requests_refused = 0;  // malformed, rate limited, refused by the core
+  uint64_t requests_refused = 0;             // malformed, rate limited, refused by the core
+  Histogram query_seconds{kLatencyBuckets};  // lookups, start to end (for metrics)
 };
 
 // One finished lookup.

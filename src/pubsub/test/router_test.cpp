@@ -1156,5 +1156,38 @@ TEST(RouterNet, IHaveIWantDeliversToNonMeshPeer) {
   EXPECT_EQ(net.router(0).counters().iwant_served, 1u);
 }
 
+// The metrics endpoint's per-topic series: counted for joined topics, with the validation
+// latency from receipt to verdict; a topic's counters go when it is left.
+TEST_F(RouterTest, TopicCountersCountJoinedTopicsAndGoOnLeave) {
+  make();
+  router->join(kTopic, now);
+  auto peers = add_peers(2);
+  ASSERT_TRUE(router->publish(kTopic, Bytes{1}, 1, now));
+  Identity origin = identity(900);
+  for (uint64_t seqno = 1; seqno <= 3; ++seqno)
+    router->handle_rpc(peers[0].id, publish(message_from(origin, seqno)), now);
+  router->handle_rpc(peers[1].id, publish(message_from(origin, 1)), now);  // a duplicate
+  EXPECT_EQ(router->pending_validations(kTopic), 3u);
+  now += std::chrono::milliseconds(20);
+  const Verdict verdicts[] = {Verdict::accept, Verdict::reject, Verdict::ignore};
+  auto validations = of<ValidateMessage>(drain());
+  ASSERT_EQ(validations.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) router->report_validation(validations[i].id, verdicts[i], now);
+
+  const TopicCounters* c = router->topic_counters(kTopic);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->published, 1u);
+  EXPECT_EQ(c->delivered, 2u);  // ours and the accepted one
+  EXPECT_EQ(c->duplicates, 1u);
+  EXPECT_EQ(c->rejected, 1u);
+  EXPECT_EQ(c->ignored, 1u);
+  EXPECT_EQ(c->validation_seconds.count(), 3u);
+  EXPECT_NEAR(c->validation_seconds.sum(), 0.06, 1e-9);
+  EXPECT_EQ(router->pending_validations(kTopic), 0u);
+  EXPECT_EQ(router->topic_counters("not-joined"), nullptr);
+  router->leave(kTopic, now);
+  EXPECT_EQ(router->topic_counters(kTopic), nullptr);
+}
+
 }  // namespace
 }  // namespace p2pmq::pubsub

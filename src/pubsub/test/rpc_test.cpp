@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/varint.hpp"
+#include "libp2p/pubsub.pb.h"
 
 namespace p2pmq::pubsub {
 namespace {
@@ -76,6 +77,41 @@ TEST(RpcCodec, MatchesHandBuiltWireBytes) {
   auto decoded = decode_rpc(wire, RpcLimits{});
   ASSERT_TRUE(decoded);
   EXPECT_EQ(*decoded, rpc);
+}
+
+// The hand-written encoder is protobuf's own encoding: protobuf parses it as the schema and
+// serialises it back byte for byte, and encoded_size() is its exact size.
+TEST(RpcCodec, EncodingIsProtobufsOwn) {
+  Rpc rpc = full_rpc();
+  Message no_data{hex("0024080112"), {}, Bytes(8, 2), "", std::nullopt, std::nullopt, false};
+  rpc.publish.push_back(no_data);
+  rpc.publish.push_back(Message{std::nullopt, Bytes(300, 7), std::nullopt, std::string(200, 't'),
+                                std::nullopt, std::nullopt});
+  rpc.control.prune.push_back({"delta", {}, uint64_t{1} << 40});
+  rpc.control.ihave.push_back({std::string(130, 'x'), {id(9, 200)}});
+  Rpc unsubscribe_empty_topic;
+  unsubscribe_empty_topic.subscriptions = {{false, ""}};
+  for (const Rpc& r : {rpc, Rpc{}, unsubscribe_empty_topic}) {
+    Bytes ours = encode_rpc(r);
+    EXPECT_EQ(encoded_size(r), ours.size());
+    ::libp2p::pubsub::RPC parsed;
+    ASSERT_TRUE(parsed.ParseFromArray(ours.data(), static_cast<int>(ours.size())));
+    std::string again = parsed.SerializeAsString();
+    EXPECT_EQ(to_hex(Bytes(again.begin(), again.end())), to_hex(ours));
+    Bytes framed;
+    append_framed_rpc(framed, r);
+    Bytes expected;
+    varint_append(expected, ours.size());
+    expected.insert(expected.end(), ours.begin(), ours.end());
+    EXPECT_EQ(framed, expected);
+  }
+  for (const auto& m : rpc.publish) {
+    ::libp2p::pubsub::Message parsed;
+    Bytes ours = encode_message(m);
+    ASSERT_TRUE(parsed.ParseFromArray(ours.data(), static_cast<int>(ours.size())));
+    std::string again = parsed.SerializeAsString();
+    EXPECT_EQ(to_hex(Bytes(again.begin(), again.end())), to_hex(ours));
+  }
 }
 
 TEST(RpcCodec, ReadsAbsentFieldsAndSkipsUnknownOnes) {
