@@ -5,7 +5,7 @@ cluster.
   P2PMQ_BIN=build/release/apps/p2pmq/p2pmq python3 tests/deploy/lint_deploy.py
 
 Checks, each reported as ok, skipped (with the reason) or FAIL:
-  - every YAML file of deploy/ and config/ parses (python3-yaml);
+  - every YAML file of deploy/ and config/ parses (python3-yaml), and every JSON file of deploy/;
   - every agent configuration the deploy files use (deploy/config/*.yaml, the k8s ConfigMap's
     entries, config/*.yaml) is accepted by `p2pmq agent --config F --print-config`, and every
     file the compose file, the k8s manifests and the Dockerfile name exists;
@@ -62,6 +62,16 @@ def check_yaml(yaml):
         except yaml.YAMLError as e:
             report("failed", f"{path.relative_to(ROOT)} parses", str(e).replace("\n", " "))
     return docs
+
+
+def check_json():
+    import json
+    for path in sorted(DEPLOY.rglob("*.json")):  # the Grafana dashboard
+        try:
+            json.loads(path.read_text())
+            report("ok", f"{path.relative_to(ROOT)} parses")
+        except ValueError as e:
+            report("failed", f"{path.relative_to(ROOT)} parses", str(e))
 
 
 def accepted(args):
@@ -224,6 +234,7 @@ def main():
         return 77
     with tempfile.TemporaryDirectory(prefix="p2pmq-lint-") as scratch:
         docs = check_yaml(yaml)
+        check_json()
         mapped = check_configs(docs, scratch)
         check_references(docs, mapped)
         check_systemd(scratch)
