@@ -18,6 +18,7 @@
 #include "agent/memory_trim.hpp"
 #include "agent/state.hpp"
 #include "agent/sync_batcher.hpp"
+#include "agent/trace_writer.hpp"
 #include "agent_backend.hpp"
 #include "agent_http.hpp"
 #include "api/server.hpp"
@@ -34,6 +35,7 @@
 #include "protocols/ping.hpp"
 #include "pubsub/io/gossipsub_service.hpp"
 #include "pubsub/params.hpp"
+#include "sync/archive_topics.hpp"
 #include "sync/store/archive_store.hpp"
 #include "sync_agent.hpp"
 
@@ -330,6 +332,24 @@ int run_agent(AgentOptions options) {
         gossip_service.direct_peer_addrs[*id].push_back(addr);
   pubsub::GossipsubService gossip(node, gossip_config, score_params, cfg.thresholds,
                                   gossip_service);
+  // Event trace (trace.file): the router's events as NDJSON lines, stamped and formatted here,
+  // written to disk by the writer's own thread (dropped and counted when it falls behind).
+  std::unique_ptr<agent::TraceWriter> tracer;
+  if (!cfg.trace.file.empty()) {
+    auto opened = agent::TraceWriter::open(
+        {cfg.trace.file, cfg.trace.max_bytes, cfg.trace.files, cfg.trace.max_pending_events});
+    if (!opened) {
+      std::cerr << "error: " << opened.error().message << std::endl;
+      return 1;
+    }
+    tracer = std::move(*opened);
+    gossip.router().set_trace_sink([&tracer, self = node.peer_id()](pubsub::TraceEvent e) {
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+      tracer->push(pubsub::trace_json(e, self, static_cast<int64_t>(ns)));
+    });
+  }
   api::HoldConfig hold;
   hold.max_bytes = cfg.grpc.max_held_bytes;
   AgentBackend backend(node, gossip, hold, cfg.grpc.max_topics);
@@ -608,6 +628,36 @@ int run_agent(AgentOptions options) {
     s.sync.archived_messages = archive ? archive->total_size() : st.archived;
   });
 
+  // Archive role: the topics it keeps (sync.archive_topics). Names are joined at start;
+  // patterns adopt the topics peers announce, up to sync.max_archive_topics.
+  sync::ArchiveTopics archive_topics(cfg.sync.archive_topics, cfg.sync.max_archive_topics);
+  agent::LogLimiter archive_cap_warnings;
+  if (archive && archive_topics.has_patterns()) {
+    gossip.on_topic_announced([&](const crypto::PeerId& peer, const std::string& topic) {
+      if (gossip.router().is_subscribed(topic)) return;  // kept already (--topic, a client)
+      switch (archive_topics.offer(topic)) {
+        case sync::ArchiveTopics::Offer::adopted:
+          spdlog::info("archive: keeping topic {} (announced by {}; {} of {} adopted)", topic,
+                       peer.to_string(), archive_topics.adopted(), cfg.sync.max_archive_topics);
+          gossip.join(topic);
+          discovery.poke();  // advertise it as an archive of the topic
+          break;
+        case sync::ArchiveTopics::Offer::over_cap: {
+          uint64_t held_back = 0;
+          if (archive_cap_warnings.allow(agent::LogLimiter::Clock::now(), held_back))
+            spdlog::warn(
+                "archive: not keeping topic {}: sync.max_archive_topics ({}) topics adopted "
+                "already ({} more held back)",
+                topic, cfg.sync.max_archive_topics, held_back);
+          break;
+        }
+        case sync::ArchiveTopics::Offer::already_kept:
+        case sync::ArchiveTopics::Offer::not_matching:
+          break;
+      }
+    });
+  }
+
   if (auto r = node.start(); !r) {
     std::cerr << "error: agent: " << r.error().to_string() << std::endl;
     return 1;
@@ -647,18 +697,26 @@ int run_agent(AgentOptions options) {
   gossip.start();
   syncer.start();
   sync_agent.start();
-  std::set<std::string> topics(options.topics.begin(), options.topics.end());
+  // --topic topics and an archive's named topics: joined at start, held for no client.
+  std::set<std::string> own_topics(options.topics.begin(), options.topics.end());
+  if (archive) own_topics.insert(archive_topics.named().begin(), archive_topics.named().end());
+  std::set<std::string> topics = own_topics;
   if (state)
     for (const auto& t : state->subscriptions()) {
-      // A client's subscription from before the restart keeps its messages for the client;
-      // --topic topics (an archive's, say) are held for nobody.
-      if (!std::count(options.topics.begin(), options.topics.end(), t)) backend.hold_for(t);
+      // A client's subscription from before the restart keeps its messages for the client.
+      if (!own_topics.contains(t)) backend.hold_for(t);
       topics.insert(t);
     }
   for (const auto& t : topics) {
     gossip.join(t);
     if (state) (void)state->add_subscription(t);
   }
+  if (archive && topics.empty() && !archive_topics.has_patterns())
+    spdlog::warn(
+        "archive: keeps no topic: name topics or patterns in sync.archive_topics ([\"*\"]: "
+        "every topic peers announce) or give --topic");
+  if (!archive && !cfg.sync.archive_topics.empty())
+    spdlog::warn("sync.archive_topics is ignored: the agent does not have the archive role");
   kad.start();
   discovery.start();
   if (cfg.dht.mdns)
@@ -734,6 +792,13 @@ int run_agent(AgentOptions options) {
   // gRPC threads may still post to the io context: stop them before it goes away.
   if (api_server) api_server->stop();
   validation.reset();
+  if (tracer) {
+    gossip.router().set_trace_sink(nullptr);
+    tracer->flush();
+    if (uint64_t dropped = tracer->dropped(); dropped > 0)
+      spdlog::warn("trace: {} events dropped (the writer fell behind; trace.max_pending_events)",
+                   dropped);
+  }
   return 0;
 }
 

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -107,6 +109,17 @@ Result<Child> spawn_agent(const std::string& self, const std::string& name,
   return c;
 }
 
+// `s` as one shell word: unchanged when it holds only safe characters, else in single quotes.
+std::string shell_word(const std::string& s) {
+  bool safe = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || (c != 0 && std::strchr("/._-+:,=@", c));
+  });
+  if (safe) return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 void stop_all(std::vector<Child>& children) {
   for (auto& c : children)
     if (c.pid > 0) ::kill(c.pid, SIGTERM);
@@ -165,10 +178,15 @@ int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool kee
             << ")\n";
   for (const auto& c : children)
     std::cout << "  " << c.name << "  grpc " << c.grpc << "  " << c.multiaddr << "\n";
+  // The commands name this binary by its absolute path: they work from any directory, whether or
+  // not p2pmq is on the PATH (scripts/run.sh runs it from build/release).
   const auto& first = children.size() > 1 ? children[1] : children[0];
-  std::cout << "try:\n  p2pmq sub --agent " << first.grpc << " --topic " << topic
-            << "\n  p2pmq pub --agent " << children.back().grpc << " --topic " << topic
-            << " --data hello\n  p2pmq status --agent " << first.grpc << "\n"
+  const std::string p2pmq = shell_word(self);
+  const std::string t = shell_word(topic);
+  std::cout << "try (in another terminal):\n  " << p2pmq << " sub --agent " << first.grpc
+            << " --topic " << t << "\n  " << p2pmq << " pub --agent " << children.back().grpc
+            << " --topic " << t << " --data hello\n  " << p2pmq << " status --agent " << first.grpc
+            << "\n"
             << std::flush;
 
   // Listen on every agent, then publish sample traffic round robin and show it arriving.

@@ -1004,6 +1004,19 @@ const Fields<SyncSettings>& sync_fields() {
       uint_field("retention_messages_per_origin", &S::retention_messages_per_origin),
       uint_field("max_pending_store_bytes", &S::max_pending_store_bytes),
       duration_field("inbound_request_timeout", &S::inbound_request_timeout),
+      string_list_field("archive_topics", &S::archive_topics),
+      uint_field("max_archive_topics", &S::max_archive_topics),
+  };
+  return fields;
+}
+
+const Fields<TraceSettings>& trace_fields() {
+  using T = TraceSettings;
+  static const Fields<T> fields{
+      string_field("file", &T::file),
+      uint_field("max_bytes", &T::max_bytes),
+      uint_field("files", &T::files),
+      uint_field("max_pending_events", &T::max_pending_events),
   };
   return fields;
 }
@@ -1051,6 +1064,7 @@ const Fields<AgentConfig>& top_fields() {
       section("dht", &A::dht, dht_fields),
       section("connmgr", &A::connmgr, connmgr_fields),
       section("sync", &A::sync, sync_fields),
+      section("trace", &A::trace, trace_fields),
       section("metrics", &A::metrics, metrics_fields),
       string_field("log_level", &A::log_level),
   };
@@ -1183,6 +1197,10 @@ Result<void> validate_metrics(const MetricsConfig& m) {
 }
 
 Result<void> validate_sync(const SyncSettings& s) {
+  for (size_t i = 0; i < s.archive_topics.size(); ++i)
+    if (s.archive_topics[i].empty())
+      return bad_value(fmt::format("sync.archive_topics[{}]", i),
+                       "must be a topic name or a pattern", "''");
   for (size_t i = 0; i < s.archives.size(); ++i)
     if (!s.archives[i].p2p())
       return bad_value(fmt::format("sync.archives[{}]", i), "must end in /p2p/<peer id>",
@@ -1205,7 +1223,8 @@ Result<void> validate_sync(const SyncSettings& s) {
       {"max_fetches", s.max_fetches},
       {"max_tracked_origins", s.max_tracked_origins},
       {"retention_messages_per_origin", s.retention_messages_per_origin},
-      {"max_pending_store_bytes", s.max_pending_store_bytes}};
+      {"max_pending_store_bytes", s.max_pending_store_bytes},
+      {"max_archive_topics", s.max_archive_topics}};
   for (const auto& [name, value] : at_least_one)
     if (value == 0) return bad_value(std::string("sync.") + name, "must be >= 1", "0");
   const std::pair<const char*, double> rates[] = {
@@ -1221,6 +1240,15 @@ Result<void> validate_sync(const SyncSettings& s) {
   for (const auto& [name, value] : bursts)
     if (!(value >= 1))
       return bad_value(std::string("sync.") + name, "must be >= 1", fmt::format("{}", value));
+  return {};
+}
+
+Result<void> validate_trace(const TraceSettings& t) {
+  // A file must hold many lines (one is a few hundred bytes) for the bound to mean something.
+  if (t.max_bytes < 4096)
+    return bad_value("trace.max_bytes", "must be >= 4096", fmt::format("{}", t.max_bytes));
+  if (t.files == 0) return bad_value("trace.files", "must be >= 1", "0");
+  if (t.max_pending_events == 0) return bad_value("trace.max_pending_events", "must be >= 1", "0");
   return {};
 }
 
@@ -1345,6 +1373,7 @@ Result<void> validate_impl(const AgentConfig& c) {
   if (auto r = validate_dht(c.dht); !r) return r;
   if (auto r = validate_connmgr(c.connmgr); !r) return r;
   if (auto r = validate_sync(c.sync); !r) return r;
+  if (auto r = validate_trace(c.trace); !r) return r;
   if (auto r = validate_metrics(c.metrics); !r) return r;
 
   if (std::find(log_levels().begin(), log_levels().end(), c.log_level) == log_levels().end())

@@ -187,6 +187,19 @@ struct SyncSettings {
   double new_origin_burst = 1000.0;                   // per topic
   uint64_t retention_messages_per_origin = 5000;      // archive role: per topic and origin
   size_t max_pending_store_bytes = size_t{64} << 20;  // archive role: write queue, bytes
+  // Archive role: the topics kept, besides --topic: names, or glob patterns ('*', '?') matched
+  // against the topics peers announce ("*": every topic seen).
+  std::vector<std::string> archive_topics;
+  // Archive role: topics adopted through archive_topics patterns; any peer can announce topics.
+  size_t max_archive_topics = 1000;
+};
+
+// The event trace (trace.file): gossipsub events as NDJSON, size-bounded and rotated.
+struct TraceSettings {
+  std::string file;                         // empty: no trace
+  uint64_t max_bytes = uint64_t{64} << 20;  // one file; then it is rotated
+  size_t files = 4;                         // kept, the current one included
+  size_t max_pending_events = 65536;        // queued for the writer thread; beyond: dropped
 };
 
 struct AgentConfig {
@@ -214,6 +227,7 @@ struct AgentConfig {
   DhtSettings dht;
   ConnManagerSettings connmgr;
   SyncSettings sync;
+  TraceSettings trace;
   MetricsConfig metrics;
   std::string log_level = "info";  // trace|debug|info|warn|error|critical|off (spdlog names)
 

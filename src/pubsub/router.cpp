@@ -124,6 +124,7 @@ void Router::remove_peer(const PeerId& peer, Time now) {
 
 void Router::join(const TopicId& topic, Time now) {
   if (mesh_.contains(topic)) return;
+  trace(TraceType::join, topic);
   topic_counters_.try_emplace(topic);
   PeerSet peers;
   auto accept = [&](const PeerId& p) {
@@ -146,6 +147,7 @@ void Router::join(const TopicId& topic, Time now) {
   for (const auto& p : peers) {
     mesh.insert(p);
     score_.graft(p, topic, now);
+    trace(TraceType::graft, topic, nullptr, &p);
   }
   // Announce the subscription to everyone; mesh peers get the GRAFT in the same RPC.
   for (const auto& [peer, state] : peers_) {
@@ -161,9 +163,11 @@ void Router::leave(const TopicId& topic, Time now) {
   if (it == mesh_.end()) return;
   PeerSet mesh = std::move(it->second);
   mesh_.erase(it);
+  trace(TraceType::leave, topic);
   topic_counters_.erase(topic);
   for (const auto& p : mesh) {
     score_.prune(p, topic, now);
+    trace(TraceType::prune, topic, nullptr, &p);
     add_backoff(p, topic, config_.unsubscribe_backoff, now);
   }
   for (const auto& [peer, state] : peers_) {
@@ -185,6 +189,7 @@ Result<MessageId> Router::publish(const TopicId& topic, Bytes data, uint64_t seq
   if (!seen_.add(id, now)) return fail(Errc::invalid_input, "message already seen (seqno reuse?)");
   cache_message(id, message);
   ++counters_.published;
+  trace(TraceType::publish, topic, &id);
   TopicCounters* tc = joined_counters(topic);
   if (tc) ++tc->published;
 
@@ -231,6 +236,7 @@ Result<MessageId> Router::publish(const TopicId& topic, Bytes data, uint64_t seq
     ++counters_.forwarded;
   }
   if (mesh_.contains(topic)) {
+    trace(TraceType::deliver, topic, &id, &self_);
     actions_.push_back(DeliverMessage{id, std::move(message), self_});
     ++counters_.delivered;
     if (tc) ++tc->delivered;
@@ -310,6 +316,7 @@ void Router::handle_subscription(const PeerId& from, PeerState& state, const Sub
   // An unsubscribed peer can no longer be a mesh or fanout member of the topic.
   if (auto m = mesh_.find(sub.topic); m != mesh_.end() && m->second.erase(from) > 0) {
     score_.prune(from, sub.topic, now);
+    trace(TraceType::prune, sub.topic, nullptr, &from);
   }
   if (auto f = fanout_.find(sub.topic); f != fanout_.end()) f->second.erase(from);
 }
@@ -324,6 +331,7 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
   TopicCounters* tc = joined_counters(topic);  // joined: mesh_ has the topic
   if (seen_.contains(id)) {
     ++counters_.duplicates;
+    trace(TraceType::duplicate, topic, &id, &from);
     if (tc) ++tc->duplicates;
     fulfil_promises(id, message);  // a copy is a kept promise too (go's DuplicateMessage)
     score_.duplicate_message(from, id, topic, now);
@@ -336,12 +344,14 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
   if (encoded_size(message) > max_message_size(topic)) {
     ++counters_.too_large;
     ++counters_.rejected;
+    trace(TraceType::reject, topic, &id, &from, RejectReason::too_large);
     if (tc) ++tc->rejected;
     score_.reject_message(from, id, topic, RejectReason::too_large, now);
     return;
   }
   if (auto ok = check_message(message, config_.signature_policy); !ok) {
     ++counters_.rejected;
+    trace(TraceType::reject, topic, &id, &from, ok.error().reason);
     if (tc) ++tc->rejected;
     score_.reject_message(from, id, topic, ok.error().reason, now);
     return;
@@ -349,6 +359,7 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
   if (message.from && *message.from == self_.bytes()) {
     // Claims to be ours but we never published it (ours are in the seen cache).
     ++counters_.rejected;
+    trace(TraceType::reject, topic, &id, &from, RejectReason::self_origin);
     if (tc) ++tc->rejected;
     score_.reject_message(from, id, topic, RejectReason::self_origin, now);
     return;
@@ -358,6 +369,7 @@ void Router::handle_message(const PeerId& from, Message message, Time now) {
     // Refused before validation: no delivery record either, so a later copy that is
     // validated and rejected still costs its senders P4 (go's RejectValidationQueueFull).
     ++counters_.throttled;
+    trace(TraceType::reject, topic, &id, &from, RejectReason::validation_throttled);
     if (tc) ++tc->throttled;
     return;  // not marked seen: a later copy may get through
   }
@@ -405,11 +417,13 @@ void Router::report_validation(const MessageId& id, Verdict verdict, Time now) {
       break;
     case Verdict::reject:
       ++counters_.rejected;
+      trace(TraceType::reject, topic, &id, &pending.from, RejectReason::validation_failed);
       if (tc) ++tc->rejected;
       score_.reject_message(pending.from, id, topic, RejectReason::validation_failed, now);
       break;
     case Verdict::ignore:
       ++counters_.ignored;
+      trace(TraceType::reject, topic, &id, &pending.from, RejectReason::validation_ignored);
       if (tc) ++tc->ignored;
       score_.reject_message(pending.from, id, topic, RejectReason::validation_ignored, now);
       break;
@@ -423,6 +437,7 @@ void Router::deliver_and_forward(Pending pending, Time now) {
   PeerSet exclude = std::move(pending.also_from);
   exclude.insert(pending.from);
   forward(pending.id, pending.message, exclude, now);
+  trace(TraceType::deliver, pending.message.topic, &pending.id, &pending.from);
   if (TopicCounters* tc = joined_counters(pending.message.topic)) ++tc->delivered;
   actions_.push_back(
       DeliverMessage{std::move(pending.id), std::move(pending.message), pending.from});
@@ -577,6 +592,7 @@ std::vector<ControlPrune> Router::handle_graft(const PeerId& from, const PeerSta
     // PRUNE of its own would land in its backoff and cost us P7).
     mesh.insert(from);
     score_.graft(from, graft.topic, now);
+    trace(TraceType::graft, graft.topic, nullptr, &from);
   }
   std::vector<ControlPrune> prunes;
   for (const auto& topic : refused) prunes.push_back(make_prune(from, topic, do_px, false, now));
@@ -589,7 +605,10 @@ void Router::handle_prune(const PeerId& from, const std::vector<ControlPrune>& p
   for (const auto& prune : prunes) {
     auto m = mesh_.find(prune.topic);
     if (m == mesh_.end()) continue;
-    if (m->second.erase(from) > 0) score_.prune(from, prune.topic, now);
+    if (m->second.erase(from) > 0) {
+      score_.prune(from, prune.topic, now);
+      trace(TraceType::prune, prune.topic, nullptr, &from);
+    }
     // Obey the peer's backoff (capped); else our default.
     Duration backoff = config_.prune_backoff;
     if (prune.backoff_seconds && *prune.backoff_seconds > 0) {
@@ -896,6 +915,7 @@ void Router::on_timer(Time now) {
 void Router::graft_peer(const TopicId& topic, PeerSet& peers, const PeerId& peer, Time now) {
   peers.insert(peer);
   score_.graft(peer, topic, now);
+  trace(TraceType::graft, topic, nullptr, &peer);
   outgoing(peer).control.graft.push_back(ControlGraft{topic});
 }
 
@@ -903,6 +923,7 @@ void Router::prune_peer(const TopicId& topic, PeerSet& peers, const PeerId& peer
                         bool no_px) {
   peers.erase(peer);
   score_.prune(peer, topic, now);
+  trace(TraceType::prune, topic, nullptr, &peer);
   add_backoff(peer, topic, config_.prune_backoff, now);
   outgoing(peer).control.prune.push_back(
       make_prune(peer, topic, config_.do_px && !no_px, false, now));

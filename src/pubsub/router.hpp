@@ -35,6 +35,7 @@
 #include "pubsub/rpc.hpp"
 #include "pubsub/score.hpp"
 #include "pubsub/seen_cache.hpp"
+#include "pubsub/trace.hpp"
 #include "pubsub/types.hpp"
 
 namespace p2pmq::pubsub {
@@ -209,6 +210,10 @@ class Router {
   using PeerRecordLookup = std::function<const Bytes*(const PeerId&)>;
   void set_peer_record_lookup(PeerRecordLookup lookup) { peer_records_ = std::move(lookup); }
 
+  // Events for an event trace (publish, deliver, reject, duplicate, graft, prune, join, leave),
+  // given to `sink` as they happen; none are built without a sink.
+  void set_trace_sink(TraceSink sink) { trace_ = std::move(sink); }
+
   // ---- Outputs ----
   // The next queued action, oldest first; nullopt when none (Action is not default-constructible:
   // PeerId has no empty state).
@@ -355,6 +360,13 @@ class Router {
   std::map<PeerId, Rpc> outgoing_;
   std::deque<Action> actions_;
   PeerRecordLookup peer_records_;
+  TraceSink trace_;
+  void trace(TraceType type, const TopicId& topic, const MessageId* id = nullptr,
+             const PeerId* peer = nullptr, std::optional<RejectReason> reason = {}) {
+    if (trace_)
+      trace_(TraceEvent{type, topic, id ? *id : MessageId{},
+                        peer ? std::optional<PeerId>(*peer) : std::nullopt, reason});
+  }
   Time next_heartbeat_;
   uint64_t ticks_ = 0;
   RouterCounters counters_;

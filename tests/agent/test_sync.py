@@ -12,6 +12,10 @@
   ArchiveKilled  the first archive is killed with kill -9 in the middle of a catch-up: the agent
                  completes from the second; the killed archive, restarted on its data dir, still
                  serves everything it had acknowledged
+  ArchivePatterns an archive with sync.archive_topics news.* and a cap of 2 keeps two of the
+                 three news.* topics a peer announces (and not the others), warns about the
+                 third, and stores exactly the messages of the topics it kept; an archive
+                 without topics or patterns warns at start
 Every process is ended by pid when the test ends. Waiting is on events with deadlines.
 """
 import os
@@ -115,6 +119,45 @@ class Restart(SyncTestCase):
         self.assertEqual(stream.gaps(), [])
         self.assertEqual(got[-1].data, b"after")
         self.assertFalse(got[-1].synced)
+
+
+class ArchivePatterns(SyncTestCase):
+    NEWS = ["news.a", "news.b", "news.c"]
+
+    def test_archive_keeps_announced_topics_matching_its_pattern_up_to_the_cap(self):
+        archive = Agent(self.procs, "archive", gossip=GOSSIP,
+                        extra=["--role", "archive", "--set", "sync.archive_topics=news.*",
+                               "--set", "sync.max_archive_topics=2"] + FAST)
+        publisher = Agent(self.procs, "publisher", bootstrap=[archive], gossip=GOSSIP,
+                          topics=self.NEWS + ["prices"], extra=FAST)
+        # The third news topic is refused at the cap (the publisher announces all at once).
+        archive.proc.wait_line(r"archive: not keeping topic news\.", timeout=LONG)
+        kept = [t for t in archive.status().topics]
+        self.assertEqual(len(kept), 2, kept)
+        self.assertTrue(set(kept) <= set(self.NEWS), kept)
+        dropped = [t for t in self.NEWS if t not in kept]
+
+        def meshed():
+            return all(publisher.peer_id in archive.mesh_peers(t) for t in kept)
+        wait_until(meshed, what="the archive in the kept topics' meshes", timeout=LONG,
+                   context=self.ctx)
+        for t in dropped + ["prices"] + kept:
+            publisher.publish(t, "one on " + t)
+        wait_until(lambda: archive.status().sync.archived_messages >= 2,
+                   what="the kept topics' messages archived", timeout=LONG, context=self.ctx)
+        # A settle point: one more on a kept topic; whatever else arrived would be counted too.
+        publisher.publish(kept[0], "settle")
+        wait_until(lambda: archive.status().sync.archived_messages >= 3,
+                   what="the settle message archived", timeout=LONG, context=self.ctx)
+        self.assertEqual(archive.status().sync.archived_messages, 3)
+        self.assertEqual(sorted(archive.status().topics), sorted(kept))
+
+    def test_archive_that_keeps_no_topic_warns_at_start(self):
+        archive = Agent(self.procs, "archive", gossip=GOSSIP, extra=["--role", "archive"])
+        archive.proc.wait_line(r"archive: keeps no topic", timeout=LONG)
+        kept = Agent(self.procs, "kept", gossip=GOSSIP,
+                     extra=["--role", "archive", "--set", "sync.archive_topics=*"])
+        self.assertFalse(any("keeps no topic" in l for l in kept.proc.lines), kept.proc.tail())
 
 
 class Partition(SyncTestCase):

@@ -784,6 +784,37 @@ TEST(AgentConfigRandomness, TestsPinTheSeed) {
 namespace p2pmq::agent {
 namespace {
 
+TEST(AgentConfigArchiveTopics, NamesAndPatternsParseAndDumpRoundTrips) {
+  AgentConfig c =
+      ok("sync:\n  archive_topics: [orders, \"news.*\", \"*\"]\n"
+         "  max_archive_topics: 50\n");
+  EXPECT_EQ(c.sync.archive_topics, (std::vector<std::string>{"orders", "news.*", "*"}));
+  EXPECT_EQ(c.sync.max_archive_topics, 50u);
+  auto again = parse_config(dump_config(c));
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->sync.archive_topics, c.sync.archive_topics);
+  // One entry may be written as a scalar; the default keeps nothing.
+  EXPECT_EQ(ok("sync: {archive_topics: \"*\"}\n").sync.archive_topics,
+            std::vector<std::string>{"*"});
+  EXPECT_TRUE(AgentConfig{}.sync.archive_topics.empty());
+  EXPECT_EQ(AgentConfig{}.sync.max_archive_topics, 1000u);
+}
+
+TEST(AgentConfigArchiveTopics, EmptyEntryAndZeroCapAreRefusedWithTheirPath) {
+  EXPECT_THAT(error_of("sync:\n  archive_topics: [news, \"\"]\n"),
+              HasSubstr("sync.archive_topics[1]"));
+  EXPECT_THAT(error_of("sync:\n  max_archive_topics: 0\n"),
+              HasSubstr("sync.max_archive_topics: must be >= 1"));
+}
+
+TEST(AgentConfigArchiveTopics, OverrideFromTheCommandLine) {
+  AgentConfig c;
+  ASSERT_TRUE(apply_override(c, "sync.archive_topics=news.*"));
+  EXPECT_EQ(c.sync.archive_topics, std::vector<std::string>{"news.*"});
+  ASSERT_TRUE(apply_override(c, "sync.max_archive_topics=2"));
+  EXPECT_EQ(c.sync.max_archive_topics, 2u);
+}
+
 // metrics.*: off by default; an address is host:port (port 0 allowed); the bounds are >= 1.
 TEST(AgentConfigMetrics, OffByDefaultAndEveryBoundNamedWhenRefused) {
   EXPECT_EQ(ok("").metrics.address, "");

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "host/log_limit.hpp"
 
 namespace p2pmq::pubsub {
@@ -264,8 +266,17 @@ Task<void> GossipsubService::serve_inbound(std::shared_ptr<host::Stream> stream)
         spdlog::debug("pubsub: {} sent an RPC over the limits: {} items dropped", peer.to_string(),
                       n);
       }
+      std::vector<TopicId> announced;
+      if (topic_announced_)
+        for (const auto& sub : (**rpc).subscriptions)
+          if (sub.subscribe) announced.push_back(sub.topic);
       router_.handle_rpc(peer, std::move(**rpc), now());
       drain();
+      if (!announced.empty()) {
+        auto taken = router_.peer_topics(peer);  // sorted: the router keeps a std::set
+        for (const auto& topic : announced)
+          if (std::binary_search(taken.begin(), taken.end(), topic)) topic_announced_(peer, topic);
+      }
     }
     (void)account.update(buffer.size() + reader.buffered());  // shrinks: cannot fail
     if (link->in == stream) link->in_partial = reader.buffered() > 0;

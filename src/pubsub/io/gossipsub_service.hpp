@@ -47,6 +47,10 @@ class GossipsubService {
   void on_message(MessageHandler handler) { handlers_.push_back(std::move(handler)); }
   // Without a validator, messages that pass the router's own checks are accepted.
   void set_validator(Validator validator) { validator_ = std::move(validator); }
+  // A peer subscribed to a topic and the router took the subscription (an archive adopts the
+  // topics peers announce: sync.archive_topics). Called on the io thread; may join topics.
+  using TopicAnnounced = std::function<void(const PeerId&, const TopicId&)>;
+  void on_topic_announced(TopicAnnounced handler) { topic_announced_ = std::move(handler); }
 
   Router& router() { return router_; }
   const Router& router() const { return router_; }
@@ -77,6 +81,7 @@ class GossipsubService {
   std::map<PeerId, std::shared_ptr<Link>> links_;
   std::vector<MessageHandler> handlers_;
   Validator validator_;
+  TopicAnnounced topic_announced_;
   host::Signal timer_wake_;
   bool running_ = false;
   bool draining_ = false;
