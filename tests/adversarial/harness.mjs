@@ -374,7 +374,7 @@ export class Checks {
  * then the common checks (memory, liveness, delivery, recovery) and the report row.
  * attack() returns { attacker: summary object, cutOffMs, notes, checks(c) (extra checks) }.
  */
-export async function underAttack (net, name, scale, attack, { memoryLimitMb = MEMORY_LIMIT_MB, recovery = true, trafficOpts = {} } = {}) {
+export async function underAttack (net, name, scale, attack, { memoryLimitMb = MEMORY_LIMIT_MB, recovery = true, trafficOpts = {}, minDelivery = MIN_DELIVERY_RATIO } = {}) {
   const c = new Checks(name)
   const { victim } = net
   const traffic = startTraffic(net, trafficOpts)
@@ -426,7 +426,7 @@ export async function underAttack (net, name, scale, attack, { memoryLimitMb = M
   c.check(!victim.proc.exited, `the victim exited: ${victim.proc.describe()}`)
   c.check(SANITIZED || peak - baseline <= memoryLimitMb, `victim RSS grew by ${fmt(peak - baseline)} MiB (baseline ${fmt(baseline)} MiB), over the ${memoryLimitMb} MiB limit`)
   c.check(failedPings.length === 0 && alive, `honest pings failed during the attack: ${failedPings.length} of ${pings.length} (${failedPings.map(p => p.error).slice(0, 3).join('; ')}), after: ${alive ? 'ok' : 'failed'}`)
-  c.check(delivery.ratio >= MIN_DELIVERY_RATIO, `honest delivery to the victim ${delivery.delivered}/${delivery.published} (${fmt(delivery.ratio * 100)} %) < ${MIN_DELIVERY_RATIO * 100} %`)
+  c.check(delivery.ratio >= minDelivery, `honest delivery to the victim ${delivery.delivered}/${delivery.published} (${fmt(delivery.ratio * 100)} %) < ${minDelivery * 100} %`)
   if (recovery && !SANITIZED) c.check(after != null && after - baseline <= RECOVERY_SLACK_MB, `victim RSS ${fmt(after)} MiB after the attack, not back within ${RECOVERY_SLACK_MB} MiB of its baseline ${fmt(baseline)} MiB`)
   if (outcome?.checks) await outcome.checks(c)
   return { checks: c, row, baseline, peak, after, delivery, pings, cpu }
