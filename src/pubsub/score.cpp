@@ -252,6 +252,10 @@ void PeerScore::advance(Time now) {
 void PeerScore::add_peer(const PeerId& peer, Time now) {
   advance(now);
   auto [it, inserted] = peers_.try_emplace(peer);
+  if (inserted) {
+    it->second.serial = next_serial_++;
+    by_serial_.emplace(it->second.serial, peer);
+  }
   if (!inserted && !it->second.connected) {
     it->second.connected = true;  // a retained peer is back with its counters
     --retained_;
@@ -290,6 +294,10 @@ void PeerScore::erase_peer(const PeerId& peer) {
     if (by->second.empty()) peers_by_ip_.erase(by);
   }
   if (!it->second.connected) --retained_;
+  // Records may still name the serial; it resolves to nobody from now on. A peer that comes
+  // back gets a new serial, so a copy it sends of a message recorded before counts as its
+  // first (go keys records by peer id and would not count it; the window is one record TTL).
+  by_serial_.erase(it->second.serial);
   peers_.erase(it);
 }
 
@@ -375,17 +383,35 @@ void PeerScore::prune(const PeerId& peer, const TopicId& topic, Time now) {
   tc->in_mesh = false;
 }
 
+// The reference is valid until the next call that creates a record.
 PeerScore::DeliveryRecord& PeerScore::record(const MessageId& id, Time now) {
-  std::string key(as_string(id));
+  const MessageKey key = MessageKey::of(id);
   if (auto it = records_.find(key); it != records_.end()) return it->second;
-  while (records_.size() >= params_.max_delivery_records && !record_order_.empty()) {
-    records_.erase(record_order_.front().first);
-    record_order_.pop_front();
-  }
+  while (records_.size() >= params_.max_delivery_records && record_head_ < record_order_.size())
+    pop_oldest_record();
   record_order_.emplace_back(key, now + params_.delivery_record_ttl);
-  auto& rec = records_[std::move(key)];
+  auto& rec = records_[key];
   rec.first_seen = now;
   return rec;
+}
+
+void PeerScore::pop_oldest_record() {
+  records_.erase(record_order_[record_head_].first);
+  ++record_head_;
+  // Drop the expired prefix once it is the larger part: amortised O(1) per record.
+  if (record_head_ == record_order_.size()) {
+    record_order_.clear();
+    record_head_ = 0;
+  } else if (record_head_ > 1024 && record_head_ * 2 > record_order_.size()) {
+    record_order_.erase(record_order_.begin(),
+                        record_order_.begin() + static_cast<std::ptrdiff_t>(record_head_));
+    record_head_ = 0;
+  }
+}
+
+uint64_t PeerScore::serial_of(const PeerId& peer) const {
+  auto it = peers_.find(peer);
+  return it == peers_.end() ? 0 : it->second.serial;
 }
 
 void PeerScore::mark_invalid(const PeerId& peer, const TopicId& topic) {
@@ -428,13 +454,15 @@ void PeerScore::deliver_message(const PeerId& from, const MessageId& id, const T
   if (rec.status != Status::unknown) return;
   rec.status = Status::valid;
   rec.validated = now;
-  for (const auto& p : rec.peers) {
-    if (p != from) mark_duplicate(p, topic, std::nullopt, now);
+  const uint64_t sender = serial_of(from);
+  for (uint64_t p : rec.peers) {
+    if (p == sender) continue;
+    if (auto it = by_serial_.find(p); it != by_serial_.end())
+      mark_duplicate(it->second, topic, std::nullopt, now);
   }
   // Unlike go, remember the first sender too, so its own repeat earns no P3 credit.
-  if (peers_.contains(from) &&
-      std::find(rec.peers.begin(), rec.peers.end(), from) == rec.peers.end())
-    rec.peers.push_back(from);
+  if (sender != 0 && std::find(rec.peers.begin(), rec.peers.end(), sender) == rec.peers.end())
+    rec.peers.push_back(sender);
 }
 
 void PeerScore::reject_message(const PeerId& from, const MessageId& id, const TopicId& topic,
@@ -469,23 +497,26 @@ void PeerScore::reject_message(const PeerId& from, const MessageId& id, const To
   }
   rec.status = Status::invalid;
   mark_invalid(from, topic);
-  for (const auto& p : rec.peers) mark_invalid(p, topic);
-  rec.peers = {};
+  for (uint64_t p : rec.peers) {
+    if (auto it = by_serial_.find(p); it != by_serial_.end()) mark_invalid(it->second, topic);
+  }
+  rec.peers.clear();
 }
 
 void PeerScore::duplicate_message(const PeerId& from, const MessageId& id, const TopicId& topic,
                                   Time now) {
   advance(now);
   auto& rec = record(id, now);
-  if (std::find(rec.peers.begin(), rec.peers.end(), from) != rec.peers.end()) return;
   // Only tracked peers are remembered: nobody else can be credited, and it bounds the list.
-  const bool tracked = peers_.contains(from);
+  const uint64_t sender = serial_of(from);
+  const bool tracked = sender != 0;
+  if (tracked && std::find(rec.peers.begin(), rec.peers.end(), sender) != rec.peers.end()) return;
   switch (rec.status) {
     case Status::unknown:  // credit or blame once validation ends
-      if (tracked) rec.peers.push_back(from);
+      if (tracked) rec.peers.push_back(sender);
       break;
     case Status::valid:
-      if (tracked) rec.peers.push_back(from);
+      if (tracked) rec.peers.push_back(sender);
       mark_duplicate(from, topic, rec.validated, now);
       break;
     case Status::invalid:
@@ -583,10 +614,8 @@ void PeerScore::refresh(Time now) {
   }
   for (const auto& id : expired) erase_peer(id);
 
-  while (!record_order_.empty() && now > record_order_.front().second) {
-    records_.erase(record_order_.front().first);
-    record_order_.pop_front();
-  }
+  while (record_head_ < record_order_.size() && now > record_order_[record_head_].second)
+    pop_oldest_record();
   next_refresh_ = now + params_.decay_interval;
 }
 

@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -19,7 +18,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
+
 #include "core/result.hpp"
+#include "pubsub/message_key.hpp"
 #include "pubsub/types.hpp"
 
 namespace p2pmq::pubsub {
@@ -188,6 +191,7 @@ class PeerScore {
     bool whitelisted = false;
   };
   struct PeerStats {
+    uint64_t serial = 0;  // how delivery records name the peer
     bool connected = true;
     Time expire{};                            // when a retained peer is forgotten
     std::map<TopicId, TopicCounters> topics;  // scored topics only
@@ -199,7 +203,9 @@ class PeerScore {
     Status status = Status::unknown;
     Time first_seen{};
     Time validated{};
-    std::vector<PeerId> peers;  // who else sent it (tracked peers only, so bounded)
+    // Who else sent it, by PeerStats::serial (tracked peers only, so bounded; a mesh's worth
+    // fits inline, so a record allocates nothing).
+    boost::container::small_vector<uint64_t, 8> peers;
   };
   struct Cidr {
     std::array<uint8_t, 16> addr{};
@@ -217,6 +223,9 @@ class PeerScore {
   void mark_duplicate(const PeerId& peer, const TopicId& topic, std::optional<Time> validated,
                       Time now);
   void erase_peer(const PeerId& peer);
+  void pop_oldest_record();
+  // The serial of a tracked peer, 0 for others.
+  uint64_t serial_of(const PeerId& peer) const;
   void evict_one_retained();
   bool whitelisted(const std::string& ip) const;
   void advance(Time now);
@@ -227,9 +236,14 @@ class PeerScore {
   std::unordered_map<PeerId, PeerStats, crypto::PeerIdHash> peers_;
   std::unordered_map<std::string, std::vector<PeerId>> peers_by_ip_;
   size_t retained_ = 0;
-  // Keyed by the id's bytes; the deque holds ids in creation order for expiry and the cap.
-  std::unordered_map<std::string, DeliveryRecord> records_;
-  std::deque<std::pair<std::string, Time>> record_order_;  // (id, expiry)
+  // Flat, like the seen cache: records live for delivery_record_ttl (minutes), and per-record
+  // allocations between the messages' buffers would keep freed heap pages from the OS.
+  // record_order_ holds ids in creation order for expiry and the cap, from record_head_ on.
+  boost::unordered_flat_map<MessageKey, DeliveryRecord, MessageKeyHash> records_;
+  std::vector<std::pair<MessageKey, Time>> record_order_;  // (id, expiry)
+  size_t record_head_ = 0;
+  std::unordered_map<uint64_t, PeerId> by_serial_;  // tracked peers
+  uint64_t next_serial_ = 1;
   Time now_;
   Time next_refresh_;
 };

@@ -1,38 +1,13 @@
 #include "pubsub/seen_cache.hpp"
 
 #include <algorithm>
-#include <cstring>
-
-#include <boost/container_hash/hash.hpp>
-
-#include "crypto/hash.hpp"
 
 namespace p2pmq::pubsub {
 
 SeenCache::SeenCache(Duration ttl, size_t max_entries) : ttl_(ttl), max_entries_(max_entries) {}
 
-SeenCache::Key SeenCache::key_of(const MessageId& id) {
-  Key key;
-  if (id.size() <= key.bytes.size()) {
-    key.length = static_cast<uint8_t>(id.size());
-    std::copy(id.begin(), id.end(), key.bytes.begin());
-  } else {
-    key.length = kHashed;
-    key.bytes = crypto::sha256(id);
-  }
-  return key;
-}
-
-size_t SeenCache::KeyHash::operator()(const Key& k) const {
-  // Ids are hashes or contain a random-looking peer id and a counter: mix the whole key
-  // with boost's string hash rather than trusting any 8 of its bytes.
-  size_t h = boost::hash_range(k.bytes.begin(), k.bytes.end());
-  boost::hash_combine(h, k.length);
-  return h;
-}
-
 bool SeenCache::add(const MessageId& id, Time now) {
-  const Key key = key_of(id);
+  const MessageKey key = MessageKey::of(id);
   if (ids_.contains(key)) return false;
   if (max_entries_ == 0) return true;
   if (full()) {
@@ -45,7 +20,7 @@ bool SeenCache::add(const MessageId& id, Time now) {
 }
 
 bool SeenCache::contains(const MessageId& id) const {
-  return full() || ids_.contains(key_of(id));
+  return full() || ids_.contains(MessageKey::of(id));
 }
 
 void SeenCache::expire(Time now) {

@@ -8,17 +8,14 @@
 // messages are ignored (not validated, forwarded or delivered) until ids expire. A flood can
 // thus delay messages for at most one TTL, never make one be processed twice.
 //
-// Storage is flat (a hash set and a ring in two arrays, no allocation per id): ids live for a
-// TTL (minutes), and small per-id allocations scattered between the short-lived buffers of
-// the messages would pin every heap page they share, so freed payloads could not be returned
-// to the OS until the ids expire (issue 10: memory comes back).
-#include <array>
+// Storage is flat (a hash set and a ring in two arrays of MessageKey, no allocation per id).
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include <boost/unordered/unordered_flat_set.hpp>
 
+#include "pubsub/message_key.hpp"
 #include "pubsub/types.hpp"
 
 namespace p2pmq::pubsub {
@@ -37,29 +34,15 @@ class SeenCache {
   size_t size() const { return ids_.size(); }
   bool full() const { return max_entries_ != 0 && ids_.size() >= max_entries_; }
 
-  // A fixed-size stand-in for an id: ids of up to 32 bytes (p2pmq's and content ids are
-  // SHA-256) are kept as they are; longer ones (go's and js's from || seqno) by their SHA-256,
-  // told apart by the length byte.
-  struct Key {
-    uint8_t length = 0;  // the id's length, or kHashed
-    std::array<uint8_t, 32> bytes{};
-    bool operator==(const Key&) const = default;
-  };
-  static constexpr uint8_t kHashed = 0xff;
-  static Key key_of(const MessageId& id);
-
  private:
-  struct KeyHash {
-    size_t operator()(const Key& k) const;
-  };
   struct Entry {
     Time first_seen;
-    Key key;
+    MessageKey key;
   };
 
   Duration ttl_;
   size_t max_entries_;
-  boost::unordered_flat_set<Key, KeyHash> ids_;
+  boost::unordered_flat_set<MessageKey, MessageKeyHash> ids_;
   std::vector<Entry> order_;  // first-seen order; entries before head_ are expired
   size_t head_ = 0;
 };
