@@ -20,7 +20,7 @@ class TrimPolicy {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit TrimPolicy(size_t threshold = 16 << 20, Clock::duration retry = std::chrono::seconds(30))
+  explicit TrimPolicy(size_t threshold = 16 << 20, Clock::duration retry = std::chrono::seconds(10))
       : threshold_(threshold), retry_(retry) {}
 
   // `free_bytes`: the allocator's free (not yet returned) bytes now.
