@@ -13,6 +13,7 @@
 
 #include "core/result.hpp"
 #include "host/asio.hpp"
+#include "metrics/http/http_message.hpp"
 
 namespace p2pmq::metrics {
 
@@ -21,22 +22,6 @@ struct HttpLimits {
   size_t max_request_bytes = 8192;
   std::chrono::milliseconds request_timeout{5000};
 };
-
-struct HttpResponse {
-  int status = 200;
-  std::string content_type = "text/plain; charset=utf-8";
-  std::string body;
-};
-
-// The path of a GET or HEAD request (query string dropped), from a complete request head (up to
-// and including the blank line). An error for anything else: the server answers 400 or 405.
-struct HttpRequest {
-  std::string method;
-  std::string path;
-};
-Result<HttpRequest> parse_request_head(std::string_view head);
-// The bytes of an answer (status line, headers, body unless `head_only`).
-std::string format_response(const HttpResponse& r, bool head_only);
 
 class HttpServer {
  public:
