@@ -584,7 +584,9 @@ int run_agent(AgentOptions options) {
     }
     backend.set_hooks(std::move(bh));
   }
+  std::string metrics_address;  // as bound, once the metrics listener runs
   backend.set_status_extender([&](api::AgentStatus& s) {
+    s.metrics_address = metrics_address;
     s.dht_mode = kad.core().mode() == dht::Mode::client   ? "client"
                  : kad.core().mode() == dht::Mode::server ? "server"
                                                           : "bootstrapper";
@@ -725,7 +727,8 @@ int run_agent(AgentOptions options) {
     std::cout << "listening " << a.with_p2p(node.peer_id().bytes()).to_string() << std::endl;
   if (api_server) std::cout << "grpc " << api_server->bound_address() << std::endl;
   if (http) {
-    std::cout << "metrics " << http->bound_address() << std::endl;
+    metrics_address = http->bound_address();
+    std::cout << "metrics " << metrics_address << std::endl;
     spdlog::info("metrics and status page on http://{}/", http->bound_address());
   }
   spdlog::info("p2pmq agent {} started as {}", options.agent_version, node.peer_id().to_string());

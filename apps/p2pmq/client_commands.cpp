@@ -141,6 +141,7 @@ int run_status(const std::string& agent) {
   j["connected_peers"] = resp.connected_peers();
   j["dht_mode"] = resp.dht_mode();
   j["dht_table_size"] = resp.dht_table_size();
+  j["metrics_address"] = resp.metrics_address();
   j["resources"] = nlohmann::json::array();
   for (const auto& r : resp.resources()) {
     j["resources"].push_back({{"scope", r.name()},

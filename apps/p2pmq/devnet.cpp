@@ -45,14 +45,15 @@ struct Child {
   int out = -1;  // its stdout
   std::string multiaddr;
   std::string grpc;
+  std::string metrics;  // host:port of its /metrics and status page
   std::string name;
 };
 
-// Reads the child's stdout until it printed its listen address and gRPC port.
+// Reads the child's stdout until it printed its listen address, gRPC port and metrics address.
 bool read_startup(Child& c, std::chrono::seconds limit) {
   std::string buffer;
   auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline && (c.multiaddr.empty() || c.grpc.empty())) {
+  while (Clock::now() < deadline && (c.multiaddr.empty() || c.grpc.empty() || c.metrics.empty())) {
     pollfd p{c.out, POLLIN, 0};
     if (::poll(&p, 1, 200) <= 0) continue;
     char chunk[4096];
@@ -65,20 +66,19 @@ bool read_startup(Child& c, std::chrono::seconds limit) {
       buffer.erase(0, nl + 1);
       if (line.rfind("listening ", 0) == 0 && c.multiaddr.empty()) c.multiaddr = line.substr(10);
       if (line.rfind("grpc ", 0) == 0) c.grpc = line.substr(5);
+      if (line.rfind("metrics ", 0) == 0) c.metrics = line.substr(8);
     }
   }
-  return !c.multiaddr.empty() && !c.grpc.empty();
+  return !c.multiaddr.empty() && !c.grpc.empty() && !c.metrics.empty();
 }
 
 Result<Child> spawn_agent(const std::string& self, const std::string& name,
                           const std::vector<std::string>& extra, const std::string& log_path) {
   int pipe_fds[2];
   if (::pipe(pipe_fds) != 0) return fail(Errc::io, "pipe: " + std::string(std::strerror(errno)));
-  std::vector<std::string> args{self,       "--log-level",
-                                "warn",     "agent",
-                                "--listen", "/ip4/127.0.0.1/tcp/0",
-                                "--grpc",   "127.0.0.1:0",
-                                "--gossip", "heartbeat_interval=300ms"};
+  std::vector<std::string> args{
+      self,     "--log-level", "warn",      "agent",       "--listen", "/ip4/127.0.0.1/tcp/0",
+      "--grpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--gossip", "heartbeat_interval=300ms"};
   args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -177,7 +177,8 @@ int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool kee
   std::cout << "devnet: " << nodes << " agents and a DHT bootstrapper on loopback (logs in " << dir
             << ")\n";
   for (const auto& c : children)
-    std::cout << "  " << c.name << "  grpc " << c.grpc << "  " << c.multiaddr << "\n";
+    std::cout << "  " << c.name << "  grpc " << c.grpc << "  status http://" << c.metrics << "/  "
+              << c.multiaddr << "\n";
   // The commands name this binary by its absolute path: they work from any directory, whether or
   // not p2pmq is on the PATH (scripts/run.sh runs it from build/release).
   const auto& first = children.size() > 1 ? children[1] : children[0];

@@ -115,6 +115,7 @@ struct AgentStatus {
   uint64_t dht_table_size = 0;
   uint64_t connected_peers = 0;
   std::vector<ResourceScopeStatus> resources;  // non-idle scopes
+  std::string metrics_address;                 // "host:port" as bound; empty without metrics
 };
 
 class Backend {

@@ -78,6 +78,7 @@ void to_proto(const AgentStatus& in, v1::StatusResponse& out) {
   out.set_dht_mode(in.dht_mode);
   out.set_dht_table_size(in.dht_table_size);
   out.set_connected_peers(in.connected_peers);
+  out.set_metrics_address(in.metrics_address);
   for (const auto& r : in.resources) {
     auto* o = out.add_resources();
     o->set_name(r.name);

@@ -193,6 +193,10 @@ class MetricsEndpoint(MetricsTestCase):
                          value(scrape(agents[2].http), "p2pmq_pubsub_delivered_messages_total",
                                topic="t"))
 
+        # An operator finds the listener from the gRPC Status and from `p2pmq status`.
+        self.assertEqual(agents[2].status().metrics_address, agents[2].http)
+        self.assertEqual(harness.status_json(agents[2])["metrics_address"], agents[2].http)
+
     def test_hostile_client_cannot_hold_the_listener(self):
         [agent] = [MetricsAgent(self.procs, "agent", max_connections=4, request_timeout="1s",
                                 max_request_bytes=1024)]
