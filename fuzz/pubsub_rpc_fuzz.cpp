@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "pubsub/id_aliases.hpp"
 #include "pubsub/message.hpp"
 #include "pubsub/rpc.hpp"
 
@@ -20,7 +21,11 @@ void exercise(const Rpc& rpc, const RpcLimits& limits) {
     for (auto fn :
          {MessageIdFn::p2pmq, MessageIdFn::stock, MessageIdFn::content, MessageIdFn::rust})
       (void)message_id(m, fn);
-    (void)foreign_ids(m, MessageIdFn::p2pmq);
+    IdAliases aliases(4);  // its cached origin texts give the ids message_id() gives
+    for (const auto& [fn, id] : aliases.foreign_ids(m, MessageIdFn::p2pmq))
+      if (id != message_id(m, fn)) std::abort();
+    for (const auto& [fn, id] : aliases.foreign_ids(m, MessageIdFn::p2pmq))
+      if (id != message_id(m, fn)) std::abort();
     Rpc one;
     one.publish = {m};
     if (encoded_size(m) != encode_rpc(one).size()) std::abort();

@@ -30,6 +30,15 @@ class IdAliases {
   // current window. Nothing for messages without from and seqno.
   void add(const MessageId& id, const Message& message, MessageIdFn own);
 
+  // The id of `message` under every function a peer of another implementation may use by
+  // default (stock, rust) and p2pmq's, except `own`: what gossip from such a peer names it by.
+  // Empty without from or seqno (those ids are then content ids everywhere). The text form of
+  // each origin's peer id is kept (bounded), so rust's ids cost no base58 encoding per message.
+  std::vector<std::pair<MessageIdFn, MessageId>> foreign_ids(const Message& message,
+                                                             MessageIdFn own);
+  // The foreign ids add() recorded for our `id`; null when none are recorded.
+  const std::vector<std::pair<MessageIdFn, MessageId>>* recorded(const MessageId& id) const;
+
   struct Match {
     MessageId id;      // ours
     MessageIdFn form;  // the function the foreign id came from
@@ -50,6 +59,11 @@ class IdAliases {
   std::unordered_map<Key, std::pair<Key, MessageIdFn>> by_foreign_;
   std::deque<std::vector<Key>> windows_{1};  // front = newest
   size_t max_entries_;
+  // The text form of the origins' peer ids, by their bytes: cleared when it reaches
+  // kMaxOriginTexts (a network has far fewer publishers; a flood of origins only costs encodes).
+  static constexpr size_t kMaxOriginTexts = 4096;
+  std::unordered_map<std::string, std::string> origin_texts_;
+  const std::string* origin_text(const Bytes& from);
 };
 
 }  // namespace p2pmq::pubsub

@@ -34,12 +34,7 @@ std::optional<uint64_t> seqno_value(const Message& message) {
 }
 
 Bytes signing_bytes(const Message& message) {
-  Message unsigned_copy = message;
-  unsigned_copy.signature.reset();
-  unsigned_copy.key.reset();
-  Bytes out = to_bytes(kSignaturePrefix);
-  append(out, encode_message(unsigned_copy));
-  return out;
+  return encode_signed_part(kSignaturePrefix, message);
 }
 
 Message make_message(const crypto::PrivateKey& key, const TopicId& topic, Bytes data,
@@ -113,11 +108,19 @@ MessageId message_id(const Message& m, MessageIdFn fn) {
       if (!seqno || !m.from) return digest_bytes(crypto::sha256(m.data));
       auto peer = crypto::PeerId::from_bytes(*m.from);
       if (!peer) return digest_bytes(crypto::sha256(m.data));
-      std::string text = peer->to_string() + std::to_string(*seqno);
-      return Bytes(text.begin(), text.end());
+      return rust_message_id(peer->to_string(), *seqno);
     }
   }
   return {};
+}
+
+MessageId rust_message_id(std::string_view origin_text, uint64_t seqno) {
+  const std::string number = std::to_string(seqno);
+  MessageId id;
+  id.reserve(origin_text.size() + number.size());
+  id.insert(id.end(), origin_text.begin(), origin_text.end());
+  id.insert(id.end(), number.begin(), number.end());
+  return id;
 }
 
 Result<uint64_t> stock_seqno(uint32_t topic_number, uint64_t count) {
@@ -126,15 +129,6 @@ Result<uint64_t> stock_seqno(uint32_t topic_number, uint64_t count) {
   if (topic_number > kMaxStockTopicNumber)
     return fail(Errc::limit_exceeded, "too many topics published to under stock message ids");
   return (uint64_t{topic_number} << kStockCountBits) | count;
-}
-
-std::vector<std::pair<MessageIdFn, MessageId>> foreign_ids(const Message& m, MessageIdFn own) {
-  std::vector<std::pair<MessageIdFn, MessageId>> out;
-  if (!m.from || !m.seqno) return out;
-  for (MessageIdFn fn : {MessageIdFn::stock, MessageIdFn::rust, MessageIdFn::p2pmq}) {
-    if (fn != own) out.emplace_back(fn, message_id(m, fn));
-  }
-  return out;
 }
 
 }  // namespace p2pmq::pubsub

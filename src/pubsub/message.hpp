@@ -67,12 +67,9 @@ enum class MessageIdFn {
   rust,
 };
 
-// The id of `message` under every function a peer of another implementation may use by
-// default (stock, rust) and p2pmq's, except `own`: what gossip from such a peer names it by.
-// Empty without from or seqno (those ids are then content ids everywhere).
-std::vector<std::pair<MessageIdFn, MessageId>> foreign_ids(const Message& message, MessageIdFn own);
-
 MessageId message_id(const Message& message, MessageIdFn fn);
+// rust's id of the message numbered `seqno` by the origin whose peer id reads `origin_text`.
+MessageId rust_message_id(std::string_view origin_text, uint64_t seqno);
 
 // Under `stock` ids (from || seqno) a seqno must be unique per origin across all its topics
 // (the pubsub spec), while p2pmq counts per topic, contiguously, so that receivers keep order

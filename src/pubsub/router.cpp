@@ -1027,8 +1027,13 @@ void Router::cache_message(const MessageId& id, const Message& message) {
 void Router::fulfil_promises(const MessageId& id, const Message& message) {
   if (promises_.empty()) return;
   promises_.erase(key_of(id));
-  // A peer on another id function promised it under that function's id.
-  for (const auto& [fn, foreign] : foreign_ids(message, id_fn(message.topic)))
+  // A peer on another id function promised it under that function's id. A copy of a message
+  // we cached has its foreign ids recorded already.
+  if (const auto* recorded = aliases_.recorded(id)) {
+    for (const auto& [fn, foreign] : *recorded) promises_.erase(key_of(foreign));
+    return;
+  }
+  for (const auto& [fn, foreign] : aliases_.foreign_ids(message, id_fn(message.topic)))
     promises_.erase(key_of(foreign));
 }
 

@@ -220,12 +220,16 @@ class Writer {
   }
 
   void message_body(const Message& m) {
+    signed_fields(m);
+    if (m.signature) bytes(5, *m.signature);
+    if (m.key) bytes(6, *m.key);
+  }
+  // What a signature covers: every field but the signature and the key.
+  void signed_fields(const Message& m) {
     if (m.from) bytes(1, *m.from);
     if (m.data_present || !m.data.empty()) bytes(2, m.data);
     if (m.seqno) bytes(3, *m.seqno);
     text(4, m.topic);
-    if (m.signature) bytes(5, *m.signature);
-    if (m.key) bytes(6, *m.key);
   }
   void ids(int field, const std::vector<MessageId>& list) {
     for (const auto& id : list) bytes(field, id);
@@ -300,6 +304,17 @@ Bytes encode_message(const Message& message) {
   Bytes out;
   out.reserve(message_body_size(message));
   Writer(out).message_body(message);
+  return out;
+}
+
+Bytes encode_signed_part(std::string_view prefix, const Message& message) {
+  Bytes out;
+  size_t body = message_body_size(message);
+  if (message.signature) body -= field_size(message.signature->size());
+  if (message.key) body -= field_size(message.key->size());
+  out.reserve(prefix.size() + body);
+  out.insert(out.end(), prefix.begin(), prefix.end());
+  Writer(out).signed_fields(message);
   return out;
 }
 

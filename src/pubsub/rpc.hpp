@@ -4,6 +4,7 @@
 // outgoing RPCs that exceed the peer's frame limit.
 #include <cstddef>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "core/bytes.hpp"
@@ -58,8 +59,11 @@ Result<Rpc> decode_rpc(BytesView protobuf, const RpcLimits& limits,
 // Deterministic: fields in number order; Message.topic always written, Message.data unless it
 // was absent on receipt (data_present), since signatures cover these bytes.
 Bytes encode_rpc(const Rpc& rpc);
-// One Message protobuf on its own (what a signature covers, after a prefix).
+// One Message protobuf on its own.
 Bytes encode_message(const Message& message);
+// `prefix`, then encode_message() of the message without its signature and key: the bytes a
+// signature covers, written without copying the message.
+Bytes encode_signed_part(std::string_view prefix, const Message& message);
 
 // Bytes a message adds to an encoded RPC (tag, length and body of the `publish` field).
 size_t encoded_size(const Message& message);

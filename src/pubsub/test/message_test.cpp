@@ -75,6 +75,9 @@ TEST(MessageSign, StrictSignStampsAndSigns) {
   Bytes expected = to_bytes("libp2p-pubsub:");
   append(expected, encode_message(bare));
   EXPECT_EQ(signing_bytes(m), expected);
+  Message keyed = m;  // the key is not signed either
+  keyed.key = to_bytes("key bytes");
+  EXPECT_EQ(signing_bytes(keyed), expected);
 }
 
 TEST(MessageSign, StrictNoSignCarriesTopicAndDataOnly) {
