@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Gossipsub end to end on loopback (a benchmark, not a test): the same scenario for a network of
-// C++ agents (`$P2PMQ_BIN agent --stdio --topic T`) and a network of js-libp2p gossipsub 14.1.2
-// nodes (`node peer.mjs gossip --topic T`), one after the other in the same run.
+// C++ agents (`$P2PMQ_BIN agent --stdio --topic T`), of js-libp2p gossipsub 14.1.2 nodes
+// (`node peer.mjs gossip --topic T`), of go-libp2p-pubsub nodes ($P2PMQ_GO_PEER) and of
+// rust-libp2p gossipsub nodes ($P2PMQ_RUST_PEER), one after the other in the same run.
 //
-//   node bench-gossip.mjs [--impl cpp,js] [--nodes 10] [--publishers 1] [--size 256]
+//   node bench-gossip.mjs [--impl cpp,js,go,rust] [--nodes 10] [--publishers 1] [--size 256]
 //                         [--rates 100,200,500,1000,2000,5000,10000] [--step-s 5]
-//                         [--drain-ms 2000] [--budget-s 280] [--json FILE]
+//                         [--drain-ms 2000] [--budget-s 280] [--json FILE] [--offsets 1,3,5]
 //
 // Topology: N nodes on one topic, connected as a ring plus chords (node i dials i+1, i+3 and
 // i+5 mod N, so every node has 5 neighbours for N = 10). After the meshes form (every node has
@@ -51,7 +52,10 @@ const BUDGET_MS = intOpt('budget-s', 280) * 1000
 const JSON_OUT = opt('json', null)
 const MIN_DELIVERY = 0.999
 const MAX_P99_MS = 100
-const OFFSETS = [1, 3, 5] // ring + chords
+// Node i dials i+o mod N for each offset o: 1,3,5 is a ring + chords; 1,2,3,4,5 (N = 10) connects
+// every pair, which the C++ agent's topic discovery reaches by itself (it dials providers until a
+// topic has D peers), so the implementations compare on the same connections.
+const OFFSETS = opt('offsets', '1,3,5').split(',').map(Number)
 const T_START = Date.now()
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
@@ -208,7 +212,10 @@ async function runImpl (impl, deadline) {
 const fmt = (x, d = 1) => x == null ? 'n/a' : x.toFixed(d)
 
 async function main () {
-  if (IMPLS.includes('cpp') && !process.env.P2PMQ_BIN) throw new Error('P2PMQ_BIN is not set (needed for --impl cpp)')
+  const needs = { cpp: 'P2PMQ_BIN', go: 'P2PMQ_GO_PEER', rust: 'P2PMQ_RUST_PEER' }
+  for (const impl of IMPLS) {
+    if (needs[impl] && !process.env[needs[impl]]) throw new Error(`${needs[impl]} is not set (needed for --impl ${impl})`)
+  }
   const results = []
   for (let k = 0; k < IMPLS.length; k++) {
     const left = BUDGET_MS - (Date.now() - T_START)
@@ -217,7 +224,7 @@ async function main () {
   }
   const lines = [
     `${new Date().toISOString()}, node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average now ${loadavg().map(x => x.toFixed(2)).join(' ')}.`,
-    `${N} nodes (ring + chords, offsets ${OFFSETS.join(',')}), ${PUBLISHERS} publisher(s), ${SIZE}-byte messages, ${STEP_MS / 1000} s steps (+ up to ${DRAIN_MS} ms drain); pass: >= ${MIN_DELIVERY * 100}% delivered and p99 <= ${MAX_P99_MS} ms.`,
+    `${N} nodes (node i dials i+o mod N, o in ${OFFSETS.join(',')}), ${PUBLISHERS} publisher(s), ${SIZE}-byte messages, ${STEP_MS / 1000} s steps (+ up to ${DRAIN_MS} ms drain); pass: >= ${MIN_DELIVERY * 100}% delivered and p99 <= ${MAX_P99_MS} ms.`,
     '',
     '| impl | rate msg/s | published | delivered | p50 ms | p99 ms | CPU µs/delivery | load1 | pass |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---|'
