@@ -26,7 +26,7 @@
 
 #include "core/multiaddr.hpp"
 #include "core/result.hpp"
-#include "host/resource_manager.hpp"  // plain structs: no host library dependency
+#include "host/resource_manager.hpp"
 #include "pubsub/router.hpp"
 #include "pubsub/score.hpp"
 
