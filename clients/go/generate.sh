@@ -23,8 +23,11 @@ if [ -z "$(go env GOMODCACHE 2>/dev/null)" ]; then export GOMODCACHE="${TMPDIR:-
 bin="${TMPDIR:-/tmp}/p2pmq-go-client/bin-$protoc_gen_go_version-$protoc_gen_go_grpc_version"
 if [ ! -x "$bin/protoc-gen-go" ] || [ ! -x "$bin/protoc-gen-go-grpc" ]; then
   mkdir -p "$bin"
-  GOBIN="$bin" go install "google.golang.org/protobuf/cmd/protoc-gen-go@$protoc_gen_go_version"
-  GOBIN="$bin" go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$protoc_gen_go_grpc_version"
+  if ! GOBIN="$bin" go install "google.golang.org/protobuf/cmd/protoc-gen-go@$protoc_gen_go_version" ||
+     ! GOBIN="$bin" go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$protoc_gen_go_grpc_version"; then
+    echo "generate.sh: cannot install the protoc plugins (no Go module proxy or cache?)" >&2
+    exit 77
+  fi
 fi
 
 # The proto names no go_package: map it here, so the proto stays language-neutral.
