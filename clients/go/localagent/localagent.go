@@ -42,6 +42,14 @@ var (
 // log is dir/NAME.log) and returns once the agent printed its gRPC and listen addresses, or
 // fails when startTimeout passes first.
 func Start(bin, name, dir string, startTimeout time.Duration, extra ...string) (*Agent, error) {
+	// The agent runs in dir: a relative bin must not be resolved from there.
+	if strings.Contains(bin, "/") {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return nil, err
+		}
+		bin = abs
+	}
 	logPath := filepath.Join(dir, name+".log")
 	log, err := os.Create(logPath)
 	if err != nil {
