@@ -836,9 +836,12 @@ type StatusResponse struct {
 	ConnectedPeers uint64 `protobuf:"varint,10,opt,name=connected_peers,json=connectedPeers,proto3" json:"connected_peers,omitempty"`
 	// The resource manager's scopes in use (system, transient, service:..., protocol:...,
 	// peer:...), each next to its limits; idle scopes are left out.
-	Resources     []*ResourceScope `protobuf:"bytes,11,rep,name=resources,proto3" json:"resources,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Resources []*ResourceScope `protobuf:"bytes,11,rep,name=resources,proto3" json:"resources,omitempty"`
+	// The metrics and status page listener (metrics.address) as bound, "host:port"; empty when
+	// the agent serves no metrics.
+	MetricsAddress string `protobuf:"bytes,12,opt,name=metrics_address,json=metricsAddress,proto3" json:"metrics_address,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -946,6 +949,13 @@ func (x *StatusResponse) GetResources() []*ResourceScope {
 		return x.Resources
 	}
 	return nil
+}
+
+func (x *StatusResponse) GetMetricsAddress() string {
+	if x != nil {
+		return x.MetricsAddress
+	}
+	return ""
 }
 
 // One resource-manager scope: what it holds and its limits (0: unlimited in that resource).
@@ -1541,7 +1551,7 @@ const file_p2pmq_v1_p2pmq_proto_rawDesc = "" +
 	"\vreceived_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12\x16\n" +
 	"\x06synced\x18\a \x01(\bR\x06synced\"\x0f\n" +
-	"\rStatusRequest\"\xc8\x03\n" +
+	"\rStatusRequest\"\xf1\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12!\n" +
 	"\flisten_addrs\x18\x02 \x03(\tR\vlistenAddrs\x12\x16\n" +
@@ -1554,7 +1564,8 @@ const file_p2pmq_v1_p2pmq_proto_rawDesc = "" +
 	"\x0edht_table_size\x18\t \x01(\x04R\fdhtTableSize\x12'\n" +
 	"\x0fconnected_peers\x18\n" +
 	" \x01(\x04R\x0econnectedPeers\x125\n" +
-	"\tresources\x18\v \x03(\v2\x17.p2pmq.v1.ResourceScopeR\tresources\"\xfe\x01\n" +
+	"\tresources\x18\v \x03(\v2\x17.p2pmq.v1.ResourceScopeR\tresources\x12'\n" +
+	"\x0fmetrics_address\x18\f \x01(\tR\x0emetricsAddress\"\xfe\x01\n" +
 	"\rResourceScope\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06memory\x18\x02 \x01(\x04R\x06memory\x12!\n" +
