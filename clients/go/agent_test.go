@@ -198,3 +198,16 @@ func TestResumeCursorNeedsTheFieldInTheAPI(t *testing.T) {
 	}
 	s.Close()
 }
+
+func TestCursorAdvancesOnMessagesAndGaps(t *testing.T) {
+	c := p2pmq.Cursor{}
+	c.Advance(&pb.ListenEvent{Event: &pb.ListenEvent_Message{Message: &pb.Message{Topic: "t", Origin: "A", Seqno: 3}}})
+	c.Advance(&pb.ListenEvent{Event: &pb.ListenEvent_Gap{Gap: &pb.Gap{Topic: "t", Origin: "A", FromSeqno: 4, ToSeqno: 6}}})
+	c.Advance(&pb.ListenEvent{Event: &pb.ListenEvent_Message{Message: &pb.Message{Topic: "t", Origin: "A", Seqno: 2}}}) // late: no step back
+	c.Advance(&pb.ListenEvent{Event: &pb.ListenEvent_Message{Message: &pb.Message{Topic: "t", Seqno: 9}}})              // no origin
+	c.Advance(&pb.ListenEvent{Event: &pb.ListenEvent_Missed{Missed: &pb.Missed{Topic: "t", Count: 1}}})
+	want := p2pmq.Cursor{{Topic: "t", Origin: "A"}: 6}
+	if len(c) != len(want) || c[p2pmq.TopicOrigin{Topic: "t", Origin: "A"}] != 6 {
+		t.Fatalf("cursor %v, want %v", c, want)
+	}
+}

@@ -76,13 +76,22 @@ type TopicOrigin struct {
 }
 
 // Cursor is how far a client has durably processed each origin's messages: the last seqno per
-// (topic, origin). Passed to Listen, the agent delivers what follows.
+// (topic, origin). Passed to Listen (ListenOptions.Resume), the agent delivers what follows;
+// exactly once needs an ordered stream (see ListenRequest's cursor in the proto).
 type Cursor map[TopicOrigin]uint64
 
-// Advance records m as processed (messages without an origin or seqno are not tracked).
-func (c Cursor) Advance(m *pb.Message) {
-	if m.GetOrigin() != "" && m.GetSeqno() > c[TopicOrigin{m.GetTopic(), m.GetOrigin()}] {
-		c[TopicOrigin{m.GetTopic(), m.GetOrigin()}] = m.GetSeqno()
+// Advance records a Message (its seqno) or a Gap (its to_seqno) of a Listen stream as processed;
+// Missed events and messages without an origin or seqno are not tracked.
+func (c Cursor) Advance(ev *pb.ListenEvent) {
+	var key TopicOrigin
+	var seqno uint64
+	if m := ev.GetMessage(); m != nil {
+		key, seqno = TopicOrigin{m.GetTopic(), m.GetOrigin()}, m.GetSeqno()
+	} else if g := ev.GetGap(); g != nil {
+		key, seqno = TopicOrigin{g.GetTopic(), g.GetOrigin()}, g.GetToSeqno()
+	}
+	if key.Origin != "" && seqno > c[key] {
+		c[key] = seqno
 	}
 }
 

@@ -51,16 +51,51 @@ export const Verdict = Object.freeze({
 
 export class NoResumeCursorError extends Error {}
 
-// Maps cursor, a Map (or array of entries) of [topic, origin] -> seqno (the last seqno processed
-// per origin), onto the ListenRequest's resume field. The field is found by its shape rather than
+// A resume cursor: per (topic, origin), the last seqno the client has durably processed.
+// Exactly once needs an ordered stream (see ListenRequest's cursor in the proto).
+export class Cursor {
+  #positions = new Map(); // `${topic}\n${origin}` -> [topic, origin, BigInt seqno]
+
+  set(topic, origin, seqno) {
+    this.#positions.set(`${topic}\n${origin}`, [topic, origin, BigInt(seqno)]);
+    return this;
+  }
+
+  get(topic, origin) {
+    return this.#positions.get(`${topic}\n${origin}`)?.[2] ?? 0n;
+  }
+
+  // Records a ListenEvent: a message (its seqno) or a gap (its to_seqno); other events and
+  // messages without an origin are ignored.
+  advance(ev) {
+    const [x, seqno] = ev.event === 'message' ? [ev.message, ev.message.seqno]
+      : ev.event === 'gap' ? [ev.gap, ev.gap.to_seqno] : [null, 0];
+    if (x?.origin && BigInt(seqno) > this.get(x.topic, x.origin)) this.set(x.topic, x.origin, seqno);
+    return this;
+  }
+
+  // [[topic, origin], seqno] entries, seqno as a decimal string.
+  *entries() {
+    for (const [topic, origin, seqno] of this.#positions.values()) yield [[topic, origin], String(seqno)];
+  }
+
+  get size() {
+    return this.#positions.size;
+  }
+}
+
+// Maps cursor, a Cursor, or a Map (or array of entries) of [topic, origin] -> seqno (the last
+// seqno processed per origin), onto the ListenRequest's resume field. The field is found by its shape rather than
 // its name, so this works with and without it: a repeated message field whose messages have
 // string fields topic and origin and a uint64 field (the seqno).
 export function resumeField(request, cursor) {
-  const entries = cursor instanceof Map ? [...cursor] : [...(cursor ?? [])];
+  const entries = cursor instanceof Cursor || cursor instanceof Map ? [...cursor.entries()] : [...(cursor ?? [])];
   if (entries.length === 0) return;
   for (const f of definition['p2pmq.v1.ListenRequest'].type.field) {
     if (f.label !== 'LABEL_REPEATED' || f.type !== 'TYPE_MESSAGE') continue;
-    const entry = definition[f.typeName.replace(/^\./, '')]?.type?.field ?? [];
+    // proto-loader names the type relative to the package ('CursorPosition') or in full.
+    const name = f.typeName.replace(/^\./, '');
+    const entry = (definition[`p2pmq.v1.${name}`] ?? definition[name])?.type?.field ?? [];
     const has = (name) => entry.some((e) => e.name === name && e.type === 'TYPE_STRING');
     const seqno = entry.find((e) => e.type === 'TYPE_UINT64' && e.label !== 'LABEL_REPEATED');
     if (!has('topic') || !has('origin') || !seqno) continue;

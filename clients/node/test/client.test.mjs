@@ -1,9 +1,14 @@
 // The p2pmq-client package against real agents ($P2PMQ_BIN; skipped without it).
 //   P2PMQ_BIN=build/release/apps/p2pmq/p2pmq node --test clients/node/test/
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
-import { Client, ListenStream, NoResumeCursorError, Verdict, resumeField, serveValidator } from '../index.mjs';
+import { Client, Cursor, ListenStream, NoResumeCursorError, Verdict, resumeField, serveValidator } from '../index.mjs';
 import { agentBin, startAgent, waitFor } from './agents.mjs';
 
 const skip = agentBin ? false : 'P2PMQ_BIN is not set: no p2pmq agent to test against';
@@ -121,4 +126,42 @@ test('a resume cursor needs the field in the API', () => {
     assert.equal(request[name].length, 1);
     assert.equal(request[name][0].topic, 't');
   }
+});
+
+// A ListenRequest with a resume cursor, as a later API version may have it.
+const RESUME_FIELD = `
+  repeated ResumePosition resume = 15;
+}
+message ResumePosition {
+  string topic = 1;
+  string origin = 2;
+  uint64 after_seqno = 3;
+`;
+
+test('with the field in the API the cursor is mapped onto it', () => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const text = fs.readFileSync(path.join(here, '..', '..', '..', 'proto', 'p2pmq', 'v1', 'p2pmq.proto'), 'utf8');
+  const start = text.indexOf('message ListenRequest {');
+  const end = text.indexOf('\n}', start);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pmq-node-proto-'));
+  fs.mkdirSync(path.join(dir, 'p2pmq', 'v1'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'p2pmq', 'v1', 'p2pmq.proto'), text.slice(0, end) + RESUME_FIELD + text.slice(end + 1));
+  const script = `import('${path.join(here, '..', 'index.mjs')}').then((m) => {
+    const r = { topics: ['t'] };
+    m.resumeField(r, new Map([[['t', 'A'], 7], [['u', 'B'], 9]]));
+    console.log(JSON.stringify(r.resume));
+  });`;
+  const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, P2PMQ_PROTO_DIR: dir } });
+  fs.rmSync(dir, { recursive: true });
+  assert.deepEqual(JSON.parse(out), [{ topic: 't', origin: 'A', after_seqno: '7' }, { topic: 'u', origin: 'B', after_seqno: '9' }]);
+});
+
+test('the cursor advances on messages and gaps', () => {
+  const c = new Cursor();
+  c.advance({ event: 'message', message: { topic: 't', origin: 'A', seqno: '3' } });
+  c.advance({ event: 'gap', gap: { topic: 't', origin: 'A', from_seqno: '4', to_seqno: '6' } });
+  c.advance({ event: 'message', message: { topic: 't', origin: 'A', seqno: '2' } }); // late: no step back
+  c.advance({ event: 'message', message: { topic: 't', origin: '', seqno: '9' } }); // no origin
+  c.advance({ event: 'missed', missed: { topic: 't', count: '1' } });
+  assert.deepEqual([...c.entries()], [[['t', 'A'], '6']]);
 });

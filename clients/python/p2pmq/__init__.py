@@ -23,7 +23,7 @@ ACCEPT = pb.VERDICT_ACCEPT  # deliver and forward
 IGNORE = pb.VERDICT_IGNORE  # drop without penalty
 REJECT = pb.VERDICT_REJECT  # drop and penalise the sender (gossipsub P4)
 
-__all__ = ["Client", "ListenStream", "Validator", "serve_validator", "NoResumeCursor",
+__all__ = ["Client", "ListenStream", "advance", "set_resume", "Validator", "serve_validator", "NoResumeCursor",
            "ACCEPT", "IGNORE", "REJECT", "pb", "rpc"]
 
 
@@ -53,6 +53,18 @@ def set_resume(request, cursor):
                                                 seqno.name: s})
         return
     raise NoResumeCursor("this API version has no resume cursor in ListenRequest")
+
+
+def advance(cursor, event):
+    """Records a Message (its seqno) or a Gap (its to_seqno) of a Listen stream as processed in
+    cursor, {(topic, origin): seqno}; other events and messages without an origin are ignored.
+    Exactly once needs an ordered stream (see ListenRequest's cursor in the proto)."""
+    seqno = getattr(event, "seqno", None) if isinstance(event, pb.Message) else \
+        getattr(event, "to_seqno", None) if isinstance(event, pb.Gap) else None
+    if seqno and event.origin:
+        key = (event.topic, event.origin)
+        cursor[key] = max(cursor.get(key, 0), seqno)
+    return cursor
 
 
 class ListenStream:

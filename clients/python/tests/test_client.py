@@ -167,6 +167,16 @@ class ResumeCursor(unittest.TestCase):
         with self.assertRaises(p2pmq.NoResumeCursor):
             p2pmq.set_resume(request, {("t", "origin"): 7})
 
+    def test_cursor_advances_on_messages_and_gaps(self):
+        cursor = {}
+        for ev in (pb.Message(topic="t", origin="A", seqno=3),
+                   pb.Gap(topic="t", origin="A", from_seqno=4, to_seqno=6),
+                   pb.Message(topic="t", origin="A", seqno=2),  # late: no step back
+                   pb.Message(topic="t", seqno=9),  # no origin
+                   pb.Missed(topic="t", count=1)):
+            p2pmq.advance(cursor, ev)
+        self.assertEqual(cursor, {("t", "A"): 6})
+
     def test_with_the_field_the_cursor_is_mapped_onto_it(self):
         proto = os.path.join(ROOT, "proto", "p2pmq", "v1", "p2pmq.proto")
         with open(proto) as f:
