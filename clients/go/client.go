@@ -112,11 +112,10 @@ var ErrNoResumeCursor = errors.New("p2pmq: this API version has no resume cursor
 // setResume maps cursor onto ListenRequest's resume field, found by its shape rather than its
 // name so the client works with and without it: a repeated message field whose messages have
 // string fields topic and origin and a uint64 field (the seqno).
-func setResume(req *pb.ListenRequest, cursor Cursor) error {
+func setResume(m protoreflect.Message, cursor Cursor) error {
 	if len(cursor) == 0 {
 		return nil
 	}
-	m := req.ProtoReflect()
 	fields := m.Descriptor().Fields()
 	for i := 0; i < fields.Len(); i++ {
 		f := fields.Get(i)
@@ -158,7 +157,7 @@ type Stream struct {
 // listener (it sends the response headers then): what is published after that reaches it.
 func (c *Client) Listen(ctx context.Context, topics []string, opts ListenOptions) (*Stream, error) {
 	req := &pb.ListenRequest{Topics: topics, BufferSize: opts.BufferSize, Ordered: opts.Ordered}
-	if err := setResume(req, opts.Resume); err != nil {
+	if err := setResume(req.ProtoReflect(), opts.Resume); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
