@@ -23,8 +23,8 @@ ACCEPT = pb.VERDICT_ACCEPT  # deliver and forward
 IGNORE = pb.VERDICT_IGNORE  # drop without penalty
 REJECT = pb.VERDICT_REJECT  # drop and penalise the sender (gossipsub P4)
 
-__all__ = ["Client", "ListenStream", "advance", "set_resume", "Validator", "serve_validator", "NoResumeCursor",
-           "ACCEPT", "IGNORE", "REJECT", "pb", "rpc"]
+__all__ = ["Client", "ListenStream", "advance", "set_resume", "Validator", "serve_validator",
+           "NoResumeCursor", "ACCEPT", "IGNORE", "REJECT", "pb", "rpc"]
 
 
 class NoResumeCursor(ValueError):
@@ -73,13 +73,14 @@ class ListenStream:
 
     def __init__(self, call):
         self._call = call
+        self._cancelled = False
 
     def __iter__(self):
         try:
             for ev in self._call:
                 yield getattr(ev, ev.WhichOneof("event"))
         except grpc.RpcError as e:
-            if e.code() != grpc.StatusCode.CANCELLED:
+            if not (self._cancelled and e.code() == grpc.StatusCode.CANCELLED):
                 raise
 
     def messages(self):
@@ -87,6 +88,7 @@ class ListenStream:
         return (ev for ev in self if isinstance(ev, pb.Message))
 
     def cancel(self):
+        self._cancelled = True
         self._call.cancel()
 
     def __enter__(self):
