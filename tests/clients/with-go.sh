@@ -3,7 +3,7 @@
 # needs an agent and P2PMQ_BIN is set but empty (no p2pmq target in this build). Uses go's module
 # and build caches when they are there (scripts/test.sh warms them with `prepare`); the pinned
 # modules come from the Go module proxy otherwise.
-#   with-go.sh prepare        download the modules, build the client and the example
+#   with-go.sh prepare        download the modules, build the client, the example, the plugins
 #   with-go.sh ARGS...        go ARGS... in the current directory
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -23,6 +23,10 @@ export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=readonly"
 if [ "${1:-}" = prepare ]; then
   go -C "$root/clients/go" test -count=1 -run '^$' ./... >/dev/null
   go -C "$root/examples/oracle-go" build -o /dev/null .
+  # the pinned protoc plugins of TestGeneratedCodeIsUpToDate (77 without protoc: fine)
+  tmp="$(mktemp -d)"
+  "$root/clients/go/generate.sh" "$tmp" >/dev/null || [ $? -eq 77 ]
+  rm -rf "$tmp"
   exit 0
 fi
 exec go "$@"
