@@ -30,6 +30,12 @@ func startAgent(t *testing.T, name string, extra ...string) (*localagent.Agent, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { // runs after Stop: the whole log of a failed test
+		if t.Failed() {
+			log, _ := os.ReadFile(a.LogPath)
+			t.Logf("%s's log:\n%s", name, log)
+		}
+	})
 	t.Cleanup(a.Stop)
 	c, err := p2pmq.Dial(a.GRPCAddress)
 	if err != nil {

@@ -102,7 +102,7 @@ func main() {
 	flag.IntVar(&o.forgeries, "forgeries", 2, "forged reports the faulty node sends")
 	flag.StringVar(&o.topic, "topic", "oracle/reports", "the topic reports go on")
 	flag.DurationVar(&o.timeout, "timeout", 3*time.Minute, "give up after this long")
-	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the agents' logs (their directory is printed)")
+	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the agents' logs also when all went well (their directory is printed)")
 	flag.Parse()
 	o.faultyNode = o.nodes - 1
 	if o.agentBin == "" || o.nodes < 3 || o.rounds < 1 || o.forgeries < 1 {
@@ -122,16 +122,18 @@ func main() {
 	fmt.Println("oracle-go: OK")
 }
 
-func run(ctx context.Context, o options) error {
+func run(ctx context.Context, o options) (err error) {
 	dir, err := os.MkdirTemp("", "p2pmq-oracle-")
 	if err != nil {
 		return err
 	}
-	if o.keepLogs {
-		fmt.Println("logs in", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer func() { // after the agents stopped (deferred below)
+		if o.keepLogs || err != nil {
+			fmt.Println("agent logs in", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	}()
 
 	committee := make([]ed25519.PublicKey, o.nodes)
 	nodes := make([]*node, o.nodes)

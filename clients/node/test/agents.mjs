@@ -32,6 +32,7 @@ export function startAgent(name, extra = []) {
         clearTimeout(timer);
       }
       log.end();
+      if (!process.env.P2PMQ_TEST_KEEP_LOGS) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
   return new Promise((resolve, reject) => {

@@ -40,7 +40,17 @@ class AgentCase(unittest.TestCase):
     def setUp(self):
         needs_agent(self)
         self.procs = harness.Processes(self.__class__.__name__)
-        self.addCleanup(self.procs.close)
+        self._problems_before = self._problems()
+        self.addCleanup(self._close)
+
+    def _problems(self):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        return None if result is None else len(result.failures) + len(result.errors)
+
+    def _close(self):
+        # The logs (their directory is in failure messages) are kept when the test failed.
+        now = self._problems()
+        self.procs.close(keep_logs=now is None or now != self._problems_before)
 
     def agent(self, name, **kw):
         a = harness.Agent(self.procs, name, **kw)
