@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	p2pmq "p2pmq.dev/clients/go"
 	"p2pmq.dev/clients/go/localagent"
 	pb "p2pmq.dev/clients/go/p2pmqpb"
@@ -215,5 +218,19 @@ func TestCursorAdvancesOnMessagesAndGaps(t *testing.T) {
 	want := p2pmq.Cursor{{Topic: "t", Origin: "A"}: 6}
 	if len(c) != len(want) || c[p2pmq.TopicOrigin{Topic: "t", Origin: "A"}] != 6 {
 		t.Fatalf("cursor %v, want %v", c, want)
+	}
+}
+
+func TestListenWithAnEmptyTopicIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	_, c := startAgent(t, "A")
+	s, err := c.Listen(ctx, []string{""}, p2pmq.ListenOptions{})
+	if err == nil { // the refusal may come with the first Recv instead of the headers
+		_, err = s.Recv()
+		s.Close()
+	}
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("err = %v, want InvalidArgument", err)
 	}
 }
