@@ -163,7 +163,13 @@ func (c *Client) Listen(ctx context.Context, topics []string, opts ListenOptions
 	ctx, cancel := context.WithCancel(ctx)
 	s, err := c.messaging.Listen(ctx, req)
 	if err == nil {
-		_, err = s.Header()
+		var md map[string][]string
+		if md, err = s.Header(); err == nil && md == nil {
+			// Ended without headers (refused, e.g. INVALID_ARGUMENT): Recv has the status.
+			if _, err = s.Recv(); err == nil || errors.Is(err, io.EOF) {
+				err = errors.New("the agent ended the stream at once")
+			}
+		}
 	}
 	if err != nil {
 		cancel()
