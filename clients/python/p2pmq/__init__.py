@@ -118,7 +118,9 @@ class Client:
     def listen(self, topics, buffer_size=0, ordered=False, resume=None):
         """Opens a Listen stream and returns once the agent registered it (what is published
         after that reaches it). resume: {(topic, origin): seqno} to resume after (needs an API
-        with the resume cursor, else NoResumeCursor)."""
+        with the resume cursor, else NoResumeCursor). A refused request (grpc.RpcError, e.g.
+        INVALID_ARGUMENT) raises here or, when grpcio sees the stream's end only after its
+        headers, from the first iteration."""
         if isinstance(topics, str):
             topics = [topics]
         request = pb.ListenRequest(topics=list(topics), buffer_size=buffer_size, ordered=ordered)

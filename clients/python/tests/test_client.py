@@ -92,10 +92,12 @@ class PublishAndListen(AgentCase):
         c.unsubscribe("news")
         self.assertNotIn("news", c.status().topics)
 
-    def test_listen_with_a_bad_topic_raises_invalid_argument(self):
+    def test_listen_with_an_empty_topic_raises_invalid_argument(self):
         _, c = self.agent("A")
+        # grpcio may report the end of a refused stream after its (empty) headers: the error
+        # then comes with the first event.
         with self.assertRaises(p2pmq.grpc.RpcError) as e:
-            c.listen([""])
+            next(iter(c.listen([""])))
         self.assertEqual(e.exception.code(), p2pmq.grpc.StatusCode.INVALID_ARGUMENT)
 
 
