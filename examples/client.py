@@ -16,11 +16,11 @@ the stream (publishing after that line is seen by it), then one line per event:
 import argparse
 import sys
 
-import grpc
-
 import p2pmq_stubs
 
-pb, rpc = p2pmq_stubs.load()
+p2pmq = p2pmq_stubs.import_client()  # the client package, clients/python
+pb = p2pmq.pb
+grpc = p2pmq.grpc
 
 
 def main():
@@ -40,44 +40,37 @@ def main():
     sub.add_parser("status")
     args = ap.parse_args()
 
-    channel = grpc.insecure_channel(args.agent)
-    messaging = rpc.MessagingStub(channel)
-    control = rpc.ControlStub(channel)
+    client = p2pmq.Client(args.agent, timeout=args.timeout)
     try:
         if args.cmd == "pub":
-            r = messaging.Publish(pb.PublishRequest(topic=args.topic, data=args.data.encode()),
-                                  timeout=args.timeout)
+            r = client.publish(args.topic, args.data)
             print("published id=%s seqno=%d" % (r.id.hex(), r.seqno), flush=True)
         elif args.cmd == "listen":
-            call = messaging.Listen(pb.ListenRequest(topics=args.topics,
-                                                     buffer_size=args.buffer))
-            call.initial_metadata()  # the agent sends headers once the stream is registered
-            print("listening", flush=True)
+            stream = client.listen(args.topics, buffer_size=args.buffer)
+            print("listening", flush=True)  # the agent has registered the stream
             got = 0
-            for ev in call:
-                if ev.HasField("missed"):
-                    print("missed %s %d" % (ev.missed.topic, ev.missed.count), flush=True)
+            for ev in stream:
+                if isinstance(ev, pb.Missed):
+                    print("missed %s %d" % (ev.topic, ev.count), flush=True)
                     continue
-                if ev.HasField("gap"):  # seqnos of an origin that could not be recovered
-                    g = ev.gap
-                    print("gap %s %s %d-%d" % (g.topic, g.origin, g.from_seqno, g.to_seqno),
+                if isinstance(ev, pb.Gap):  # seqnos of an origin that could not be recovered
+                    print("gap %s %s %d-%d" % (ev.topic, ev.origin, ev.from_seqno, ev.to_seqno),
                           flush=True)
                     continue
-                m = ev.message
-                print("message %s %d %s %s" % (m.topic, m.seqno, m.origin or "-",
-                                               m.data.decode("utf-8", "replace")), flush=True)
+                print("message %s %d %s %s" % (ev.topic, ev.seqno, ev.origin or "-",
+                                               ev.data.decode("utf-8", "replace")), flush=True)
                 got += 1
                 if args.count and got >= args.count:
-                    call.cancel()
+                    stream.cancel()
                     break
         elif args.cmd == "sub":
-            control.Subscribe(pb.SubscribeRequest(topic=args.topic), timeout=args.timeout)
+            client.subscribe(args.topic)
             print("subscribed " + args.topic)
         elif args.cmd == "unsub":
-            control.Unsubscribe(pb.UnsubscribeRequest(topic=args.topic), timeout=args.timeout)
+            client.unsubscribe(args.topic)
             print("unsubscribed " + args.topic)
         elif args.cmd == "status":
-            print(rpc.AdminStub(channel).Status(pb.StatusRequest(), timeout=args.timeout))
+            print(client.status())
     except grpc.RpcError as e:
         sys.exit("%s: %s" % (e.code().name, e.details()))
 

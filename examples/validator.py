@@ -12,29 +12,25 @@ import re
 import signal
 import sys
 import threading
-from concurrent import futures
-
-import grpc
 
 import p2pmq_stubs
 
-pb, rpc = p2pmq_stubs.load()
+p2pmq = p2pmq_stubs.import_client()  # the client package, clients/python
 
 
-class Validator(rpc.MsgValidationServicer):
+class Verdicts:
+    """REJECTs data matching `reject` (a bytes regex), ACCEPTs the rest, and counts both."""
+
     def __init__(self, reject):
         self.reject = reject
         self.lock = threading.Lock()
         self.counts = {"accept": 0, "reject": 0}
 
-    def ValidationChannel(self, request_iterator, context):
-        # One stream per agent; verdicts go back in order, each carrying the message id.
-        for msg in request_iterator:
-            bad = self.reject is not None and self.reject.search(msg.data) is not None
-            with self.lock:
-                self.counts["reject" if bad else "accept"] += 1
-            verdict = pb.VERDICT_REJECT if bad else pb.VERDICT_ACCEPT
-            yield pb.ValidatedMessage(id=msg.id, verdict=verdict)
+    def __call__(self, msg):
+        bad = self.reject is not None and self.reject.search(msg.data) is not None
+        with self.lock:
+            self.counts["reject" if bad else "accept"] += 1
+        return p2pmq.REJECT if bad else p2pmq.ACCEPT
 
 
 def main():
@@ -46,23 +42,20 @@ def main():
     args = ap.parse_args()
 
     reject = re.compile(args.reject_regex.encode()) if args.reject_regex else None
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers))
-    validator = Validator(reject)
-    rpc.add_MsgValidationServicer_to_server(validator, server)
-    port = server.add_insecure_port(args.listen)
-    if port == 0:
+    verdicts = Verdicts(reject)
+    try:
+        validator = p2pmq.serve_validator(verdicts, address=args.listen, workers=args.workers)
+    except OSError:
         sys.exit("cannot listen on " + args.listen)
-    server.start()
-    host = args.listen.rsplit(":", 1)[0]
-    print("listening %s:%d" % (host, port), flush=True)
+    print("listening " + validator.address, flush=True)
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     done.wait()
-    server.stop(1).wait()
-    print("validated: %d accepted, %d rejected" % (validator.counts["accept"],
-                                                  validator.counts["reject"]), file=sys.stderr)
+    validator.stop()
+    print("validated: %d accepted, %d rejected" % (verdicts.counts["accept"],
+                                                  verdicts.counts["reject"]), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ if ! $build_only; then
   packages+=(
     ccache mold clang libclang-rt-14-dev clang-format libbenchmark-dev
     python3-grpcio python3-grpc-tools python3-yaml
+    python3-pip python3-setuptools  # clients/python's install test (pip install --target)
     nodejs
     redis-server
     chromium  # headless, for the status page test (tests/agent/test_metrics.py StatusPage)

@@ -76,8 +76,9 @@ TEST(Examples, NodeClient) {
     }
   }
   if (node.empty()) GTEST_SKIP() << "node is not installed";
-  if (access(P2PMQ_SOURCE_DIR "/examples/node/node_modules/@grpc/grpc-js", F_OK) != 0) {
-    GTEST_SKIP() << "run examples/node/install.sh first";
+  // The example runs on the client package (clients/node), which holds the dependencies.
+  if (access(P2PMQ_SOURCE_DIR "/clients/node/node_modules/@grpc/grpc-js", F_OK) != 0) {
+    GTEST_SKIP() << "run clients/node/install.sh first";
   }
   publish_and_listen({node, P2PMQ_SOURCE_DIR "/examples/node/client.mjs"});
 }
