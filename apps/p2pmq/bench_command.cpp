@@ -505,6 +505,14 @@ std::vector<double> rates(const std::vector<uint64_t>& bins, size_t interval_bin
   return out;
 }
 
+// The smallest of 1, 2, 2.5, 5 times a power of ten that is at least `v` (axis tops).
+double nice_ceiling(double v) {
+  double decade = std::pow(10.0, std::floor(std::log10(v)));
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (m * decade >= v) return m * decade;
+  return 10 * decade;
+}
+
 std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -551,8 +559,9 @@ std::string svg_plot(const std::string& title, const LatencyHistogram& latency,
     << "</text>\n";
   auto frame = [&](double left, const std::string& name, const std::string& xlabel,
                    const std::string& ylabel) {
-    o << R"(<rect x=")" << left << R"(" y=")" << kTop << R"(" width=")" << kPlotW
-      << R"(" height=")" << kPlotH << R"(" fill="none" stroke="#444"/>)" << "\n"
+    o << R"(<rect x=")" << left << R"(" y=")" << kTop << R"(" width=")" << kPlotW << R"(" height=")"
+      << kPlotH << R"(" fill="none" stroke="#444"/>)"
+      << "\n"
       << R"(<text x=")" << left << R"(" y=")" << kTop - 10 << R"(" font-weight="bold">)"
       << xml_escape(name) << "</text>\n"
       << R"(<text x=")" << left + kPlotW / 2 << R"(" y=")" << kTop + kPlotH + 36
@@ -582,7 +591,7 @@ std::string svg_plot(const std::string& title, const LatencyHistogram& latency,
         << R"(<text x=")" << num(px) << R"(" y=")" << kTop + kPlotH + 16
         << R"(" text-anchor="middle">)" << fmt("%g", std::pow(10.0, d)) << "</text>\n";
     }
-    for (double f : {0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0}) {
+    for (double f : {0.0, 0.25, 0.5, 0.75, 0.9, 1.0}) {
       o << R"(<line x1=")" << kLeft1 << R"(" y1=")" << num(y(f)) << R"(" x2=")" << kLeft1 + kPlotW
         << R"(" y2=")" << num(y(f)) << R"(" stroke="#ddd"/>)"
         << "\n"
@@ -608,7 +617,7 @@ std::string svg_plot(const std::string& title, const LatencyHistogram& latency,
     double top = 1;
     for (double r : delivered) top = std::max(top, r);
     for (double r : acked) top = std::max(top, r);
-    top *= 1.1;
+    top = nice_ceiling(top * 1.05);
     double span = static_cast<double>(n) * interval_s;
     auto x = [&](double t) { return kLeft2 + t / span * kPlotW; };
     auto y = [&](double r) { return kTop + kPlotH - r / top * kPlotH; };
@@ -622,21 +631,22 @@ std::string svg_plot(const std::string& title, const LatencyHistogram& latency,
         << R"(<text x=")" << num(x(t)) << R"(" y=")" << kTop + kPlotH + 16
         << R"(" text-anchor="middle">)" << fmt("%.3g", t) << "</text>\n";
     }
+    // Steps: each interval's rate held across it (one interval still draws a line).
     auto line = [&](const std::vector<double>& series, const char* style) {
       o << "<polyline fill=\"none\" " << style << " points=\"";
-      for (size_t i = 0; i < series.size(); ++i)
-        o << (i ? " " : "") << num(x((static_cast<double>(i) + 0.5) * interval_s)) << ","
-          << num(y(series[i]));
+      for (size_t i = 0; i < series.size(); ++i) {
+        double t = static_cast<double>(i) * interval_s;
+        o << (i ? " " : "") << num(x(t)) << "," << num(y(series[i])) << " "
+          << num(x(t + interval_s)) << "," << num(y(series[i]));
+      }
       o << R"("/>)"
         << "\n";
     };
     line(acked, R"(stroke="#999" stroke-width="1.5" stroke-dasharray="5,3")");
     line(delivered, R"(stroke="#d62728" stroke-width="2")");
-    o << R"(<text x=")" << kLeft2 + 10 << R"(" y=")" << kTop + 16
-      << R"(" fill="#d62728">delivered (all subscribers)</text>)"
-      << "\n"
-      << R"(<text x=")" << kLeft2 + 10 << R"(" y=")" << kTop + 32
-      << R"(" fill="#777">acked publishes</text>)"
+    o << R"(<text x=")" << kLeft2 + kPlotW << R"(" y=")" << kTop - 10
+      << R"(" text-anchor="end"><tspan fill="#d62728">delivered (all subscribers)</tspan>)"
+      << R"(<tspan fill="#777"> - - acked publishes</tspan></text>)"
       << "\n";
   }
   o << "</svg>\n";
