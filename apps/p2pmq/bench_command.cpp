@@ -772,6 +772,7 @@ int run_bench(const BenchOptions& o) {
     for (auto& s : subs)
       if (s->failed) std::cerr << "error: bench: subscriber " << s->id << ": " << s->error << "\n";
     std::cerr << "error: bench: " << why << std::endl;
+    if (!log_dir.empty()) std::cerr << "bench: the agents' logs are in " << log_dir << std::endl;
     return g_stop ? 130 : 1;
   };
   if (!run.events.wait_until(
@@ -1092,7 +1093,7 @@ int run_bench(const BenchOptions& o) {
                         fmt("%.4f", ratio);
     ok &= write_file(o.plot, svg_plot(title, latency, delivered_rates, acked_rates, interval_s));
   }
-  if (!log_dir.empty() && !o.keep_logs && !g_stop) {
+  if (!log_dir.empty() && !o.keep_logs) {
     std::error_code ec;
     std::filesystem::remove_all(log_dir, ec);
   }
