@@ -93,8 +93,6 @@ struct Header {
 constexpr size_t kHeaderSize = sizeof(Header);
 static_assert(kHeaderSize == 32);
 
-// A subscriber keeps a seen flag per (publisher, index): indices above this are not ours.
-constexpr uint64_t kMaxIndex = uint64_t{1} << 32;
 // The timeline's resolution, and its length (10 h) past which deliveries share the last bin.
 constexpr int64_t kBinNs = 100'000'000;
 constexpr size_t kMaxBins = 360'000;
@@ -152,6 +150,9 @@ struct RunInfo {
   uint32_t id = 0;  // random: messages of another bench on the topic are ignored
   size_t publishers = 0;
   std::atomic<int64_t> t0{0};  // start of the measured phase
+  // Per publisher, how many measured messages it has sent: a subscriber takes no index at or
+  // above it (so a forged header cannot make its seen flags grow).
+  std::unique_ptr<std::atomic<uint64_t>[]> sent;
   Events events;
 };
 
@@ -211,7 +212,8 @@ void listen_loop(Subscriber& s, RunInfo& run, const std::string& topic) {
     } else if (h.kind == static_cast<uint8_t>(Kind::warmup)) {
       ++s.warmup_received;
       run.events.notify();
-    } else if (h.kind == static_cast<uint8_t>(Kind::measured) && h.index < kMaxIndex) {
+    } else if (h.kind == static_cast<uint8_t>(Kind::measured) &&
+               h.index < run.sent[h.publisher].load()) {
       auto& seen = s.seen[h.publisher];
       if (h.index >= seen.size()) seen.resize(std::max<size_t>(h.index + 1, seen.size() * 2));
       if (seen[h.index]) {
@@ -290,6 +292,7 @@ class Publisher {
         if (kind == Kind::measured && j >= acked_flags_.size())
           acked_flags_.resize(std::max<size_t>(j + 1, acked_flags_.size() * 2), 0);
       }
+      if (kind == Kind::measured) run_.sent[id_] = j + 1;
       send(kind, j);
     }
     std::unique_lock lock(mu_);
@@ -733,11 +736,13 @@ int run_bench(const BenchOptions& o) {
       started.push_back(*agent);
       endpoints.push_back(agent->grpc);
     }
+    if (g_stop) return 130;
   }
 
   RunInfo run;
   run.id = static_cast<uint32_t>(std::random_device{}());
   run.publishers = o.publishers;
+  run.sent = std::make_unique<std::atomic<uint64_t>[]>(o.publishers);
 
   // Round robin: publishers on the first agents, subscribers on the agents after them, so that
   // with as many agents as clients no subscriber shares its publisher's agent.
