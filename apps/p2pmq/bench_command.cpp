@@ -4,7 +4,8 @@
 // running agents (--agents, assigned round robin) or against agents it starts on loopback
 // (--nodes, local_agents.hpp; every one is stopped by pid at the end, also on SIGINT). Every
 // payload carries a header: the run's id, its publisher and index and the steady_clock time
-// taken just before the Publish call; a subscriber takes the time when Read returns, so latency
+// taken just before the Publish call (with --rate: the time it was due, so that a stalled window
+// shows as latency); a subscriber takes the time when Read returns, so latency
 // is "Publish called -> message read from Listen" on one clock (this process), and each
 // subscriber counts what it missed and got twice per (publisher, index).
 //
@@ -276,9 +277,15 @@ class Publisher {
   void run(Kind kind, uint64_t count, Clock::time_point until, double rate) {
     auto start = Clock::now();
     for (uint64_t j = 0; j < count && !g_stop; ++j) {
+      // Paced, a message's latency counts from when it was due, not from when the window let it
+      // go: a stall then shows in the latency instead of hiding behind a lower offered rate
+      // (coordinated omission, as wrk2 and HdrHistogram correct it).
+      int64_t due_ns = 0;
       if (rate > 0) {
         auto due = start + std::chrono::nanoseconds(
                                static_cast<int64_t>(static_cast<double>(j) * 1e9 / rate));
+        due_ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(due.time_since_epoch()).count();
         // Pacing, in slices so that a stop is seen promptly at low rates.
         while (Clock::now() < std::min(due, until) && !g_stop)
           std::this_thread::sleep_until(std::min({due, until, Clock::now() + 100ms}));
@@ -293,7 +300,7 @@ class Publisher {
           acked_flags_.resize(std::max<size_t>(j + 1, acked_flags_.size() * 2), 0);
       }
       if (kind == Kind::measured) run_.sent[id_] = j + 1;
-      send(kind, j);
+      send(kind, j, due_ns);
     }
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return outstanding_ == 0; });
@@ -318,7 +325,8 @@ class Publisher {
     v1::PublishResponse resp;
   };
 
-  std::string payload(Kind kind, uint64_t index) const {
+  // `sent_ns`: 0 for now.
+  std::string payload(Kind kind, uint64_t index, int64_t sent_ns = 0) const {
     std::string data = filler_;
     Header h{};
     h.magic = kMagic;
@@ -326,16 +334,16 @@ class Publisher {
     h.kind = static_cast<uint8_t>(kind);
     h.publisher = static_cast<uint32_t>(id_);
     h.index = index;
-    h.sent_ns = now_ns();
+    h.sent_ns = sent_ns != 0 ? sent_ns : now_ns();
     std::memcpy(data.data(), &h, kHeaderSize);
     return data;
   }
 
-  void send(Kind kind, uint64_t index) {
+  void send(Kind kind, uint64_t index, int64_t due_ns) {
     auto* call = new Call;
     call->ctx.set_deadline(std::chrono::system_clock::now() + kPublishDeadline);
     call->req.set_topic(o_.topic);
-    call->req.set_data(payload(kind, index));
+    call->req.set_data(payload(kind, index, due_ns));
     int64_t sent;
     std::memcpy(&sent, call->req.data().data() + offsetof(Header, sent_ns), sizeof sent);
     stub_->async()->Publish(&call->ctx, &call->req, &call->resp,
