@@ -1020,9 +1020,10 @@ int run_bench(const BenchOptions& o) {
          << fmt("%.2f", per_s(acked, publish_s) * mb) << " MB/s; ack p50 "
          << fmt("%.2f", ms(ack_latency.percentile(50))) << " ms, p99 "
          << fmt("%.2f", ms(ack_latency.percentile(99))) << " ms\n"
-         << "delivery: " << delivered << "/" << expected << " (ratio " << fmt("%.4f", ratio)
-         << ") in " << fmt("%.2f", deliver_s) << " s: " << fmt("%.0f", per_s(delivered, deliver_s))
-         << " msg/s, " << fmt("%.2f", per_s(delivered, deliver_s) * mb) << " MB/s; " << duplicates
+         << "delivery: " << delivered << "/" << expected << " (ratio "
+         << (expected > 0 ? fmt("%.4f", ratio) : "n/a") << ") in " << fmt("%.2f", deliver_s)
+         << " s: " << fmt("%.0f", per_s(delivered, deliver_s)) << " msg/s, "
+         << fmt("%.2f", per_s(delivered, deliver_s) * mb) << " MB/s; " << duplicates
          << " duplicates, " << missed << " missed (" << listen_missed
          << " dropped by agents for slow streams)\n"
          << "latency:  publish -> Listen p50 " << fmt("%.2f", ms(latency.percentile(50)))
@@ -1069,7 +1070,7 @@ int run_bench(const BenchOptions& o) {
                     {"first_error", first_error}};
     j["delivery"] = {{"expected", expected},
                      {"delivered", delivered},
-                     {"ratio", ratio},
+                     {"ratio", expected > 0 ? nlohmann::json(ratio) : nlohmann::json()},
                      {"duplicates", duplicates},
                      {"missed", missed},
                      {"listen_missed", listen_missed},
