@@ -5,9 +5,9 @@
 // (--nodes, local_agents.hpp; every one is stopped by pid at the end, also on SIGINT). Every
 // payload carries a header: the run's id, its publisher and index and the steady_clock time
 // taken just before the Publish call (with --rate: the time it was due, so that a stalled window
-// shows as latency); a subscriber takes the time when Read returns, so latency
-// is "Publish called -> message read from Listen" on one clock (this process), and each
-// subscriber counts what it missed and got twice per (publisher, index).
+// shows as latency); a subscriber takes the time when Read returns, so latency is "Publish
+// called -> message read from Listen" on one clock (this process), and each subscriber counts
+// what it missed and got twice per (publisher, index).
 //
 // Phases: Listen streams open; every publisher sends probes until every subscriber saw one of
 // each publisher (the mesh formed, or at least a path exists); warm-up messages (not measured);
