@@ -9,7 +9,11 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -131,6 +135,29 @@ void stop_agents(std::vector<LocalAgent>& agents, std::chrono::seconds grace) {
     if (a.out >= 0) ::close(a.out);
     a.out = -1;
   }
+}
+
+// utime + stime in seconds (/proc/PID/stat fields 14 and 15, after the parenthesised name).
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = s.rfind(')');
+  if (close == std::string::npos || close + 2 > s.size()) return 0;
+  std::istringstream rest(s.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i)
+    if (i == 14 || i == 15) ticks += std::strtod(field.c_str(), nullptr);
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Peak resident set size in bytes (/proc/PID/status VmHWM), 0 if unknown.
+uint64_t peak_rss_bytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
+  return 0;
 }
 
 void kill_started_agents() {

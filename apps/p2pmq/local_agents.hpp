@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,11 @@ Result<LocalAgent> spawn_agent(const std::string& self, const std::string& name,
 // pipes. Leaves every entry with pid -1.
 void stop_agents(std::vector<LocalAgent>& agents,
                  std::chrono::seconds grace = std::chrono::seconds(10));
+
+// utime + stime of a process in seconds (/proc/PID/stat), 0 if unknown.
+double cpu_seconds(pid_t pid);
+// Its peak resident set size in bytes (/proc/PID/status VmHWM), 0 if unknown.
+uint64_t peak_rss_bytes(pid_t pid);
 
 // SIGKILL to every agent started and not yet stopped. Async-signal-safe: for a signal handler
 // that must not leave agents behind when the process dies.
