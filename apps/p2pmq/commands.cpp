@@ -519,6 +519,7 @@ void register_commands(CLI::App& app) {
   add_perf(app);
   add_agent(app);
   add_transport_interop(app);
+  add_bench_command(app, g_exit);
 }
 
 int exit_code() {

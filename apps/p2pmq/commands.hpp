@@ -18,5 +18,7 @@ int run_sub(const std::string& agent, const std::vector<std::string>& topics, bo
 int run_status(const std::string& agent);
 // A local network of agents (devnet.cpp).
 int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool keep_running);
+// `p2pmq bench` (bench_command.cpp); its callback stores the exit status in `exit_status`.
+void add_bench_command(CLI::App& app, int& exit_status);
 
 }  // namespace p2pmq::cli

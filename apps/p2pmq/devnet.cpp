@@ -2,20 +2,14 @@
 // bootstrap agent and N agents as child processes, prints how to talk to them, publishes sample
 // traffic through the gRPC API and shows it arriving everywhere; stops every child on Ctrl-C.
 #include <grpcpp/grpcpp.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -24,9 +18,8 @@
 #include "commands.hpp"
 #include "core/bytes.hpp"
 #include "core/result.hpp"
+#include "local_agents.hpp"
 #include "p2pmq/v1/p2pmq.grpc.pb.h"
-
-extern char** environ;
 
 namespace p2pmq::cli {
 
@@ -40,75 +33,6 @@ void on_signal(int) {
   g_interrupted = true;
 }
 
-struct Child {
-  pid_t pid = -1;
-  int out = -1;  // its stdout
-  std::string multiaddr;
-  std::string grpc;
-  std::string metrics;  // host:port of its /metrics and status page
-  std::string name;
-};
-
-// Reads the child's stdout until it printed its listen address, gRPC port and metrics address.
-bool read_startup(Child& c, std::chrono::seconds limit) {
-  std::string buffer;
-  auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline && (c.multiaddr.empty() || c.grpc.empty() || c.metrics.empty())) {
-    pollfd p{c.out, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    char chunk[4096];
-    ssize_t n = ::read(c.out, chunk, sizeof chunk);
-    if (n <= 0) return false;
-    buffer.append(chunk, static_cast<size_t>(n));
-    size_t nl;
-    while ((nl = buffer.find('\n')) != std::string::npos) {
-      std::string line = buffer.substr(0, nl);
-      buffer.erase(0, nl + 1);
-      if (line.rfind("listening ", 0) == 0 && c.multiaddr.empty()) c.multiaddr = line.substr(10);
-      if (line.rfind("grpc ", 0) == 0) c.grpc = line.substr(5);
-      if (line.rfind("metrics ", 0) == 0) c.metrics = line.substr(8);
-    }
-  }
-  return !c.multiaddr.empty() && !c.grpc.empty() && !c.metrics.empty();
-}
-
-Result<Child> spawn_agent(const std::string& self, const std::string& name,
-                          const std::vector<std::string>& extra, const std::string& log_path) {
-  int pipe_fds[2];
-  if (::pipe(pipe_fds) != 0) return fail(Errc::io, "pipe: " + std::string(std::strerror(errno)));
-  std::vector<std::string> args{
-      self,     "--log-level", "warn",      "agent",       "--listen", "/ip4/127.0.0.1/tcp/0",
-      "--grpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--gossip", "heartbeat_interval=300ms"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  Child c;
-  c.name = name;
-  int rc = ::posix_spawn(&c.pid, self.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  if (rc != 0) {
-    ::close(pipe_fds[0]);
-    return fail(Errc::io, "spawn: " + std::string(std::strerror(rc)));
-  }
-  c.out = pipe_fds[0];
-  if (!read_startup(c, std::chrono::seconds(30))) {
-    ::kill(c.pid, SIGKILL);
-    ::waitpid(c.pid, nullptr, 0);
-    ::close(c.out);
-    return fail(Errc::timeout, name + " did not start (see " + log_path + ")");
-  }
-  return c;
-}
-
 // `s` as one shell word: unchanged when it holds only safe characters, else in single quotes.
 std::string shell_word(const std::string& s) {
   bool safe = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
@@ -120,41 +44,20 @@ std::string shell_word(const std::string& s) {
   return out + "'";
 }
 
-void stop_all(std::vector<Child>& children) {
-  for (auto& c : children)
-    if (c.pid > 0) ::kill(c.pid, SIGTERM);
-  auto deadline = Clock::now() + std::chrono::seconds(10);
-  for (auto& c : children) {
-    if (c.pid <= 0) continue;
-    while (::waitpid(c.pid, nullptr, WNOHANG) == 0) {
-      if (Clock::now() > deadline) {
-        ::kill(c.pid, SIGKILL);
-        ::waitpid(c.pid, nullptr, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    c.pid = -1;
-    if (c.out >= 0) ::close(c.out);
-  }
-}
-
 }  // namespace
 
 int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool keep_running) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  char self_path[4096];
-  ssize_t len = ::readlink("/proc/self/exe", self_path, sizeof self_path - 1);
-  if (len <= 0) {
+  std::string self = self_binary();
+  if (self.empty()) {
     std::cerr << "error: devnet: cannot find the p2pmq binary" << std::endl;
     return 1;
   }
-  std::string self(self_path, static_cast<size_t>(len));
   char dir_template[] = "/tmp/p2pmq-devnet-XXXXXX";
   std::string dir = ::mkdtemp(dir_template) ? dir_template : "/tmp";
 
-  std::vector<Child> children;
+  std::vector<LocalAgent> children;
   auto bootstrap =
       spawn_agent(self, "bootstrap", {"--role", "bootstrapper"}, dir + "/bootstrap.log");
   if (!bootstrap) {
@@ -169,7 +72,7 @@ int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool kee
     auto child = spawn_agent(self, name, args, dir + "/" + name + ".log");
     if (!child) {
       std::cerr << "error: devnet: " << child.error().message << std::endl;
-      stop_all(children);
+      stop_agents(children);
       return 1;
     }
     children.push_back(*child);
@@ -292,7 +195,7 @@ int run_devnet(size_t nodes, size_t messages, const std::string& topic, bool kee
     while (!g_interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   for (auto& ctx : contexts) ctx->TryCancel();
-  stop_all(children);
+  stop_agents(children);
   for (auto& t : listeners) t.join();
   std::cout << "devnet: stopped" << std::endl;
   return all ? 0 : 1;
