@@ -772,7 +772,9 @@ class CliClients(AgentTestCase):
         if node is None:
             self.skipTest("node is not installed")
         node_dir = os.path.join(harness.EXAMPLES, "node")
-        if not os.path.isdir(os.path.join(node_dir, "node_modules", "@grpc", "grpc-js")):
+        # The example runs on clients/node, whose dependencies examples/node/install.sh installs.
+        package = os.path.join(harness.ROOT, "clients", "node")
+        if not os.path.isdir(os.path.join(package, "node_modules", "@grpc", "grpc-js")):
             if shutil.which("npm") is None:
                 self.skipTest("npm is not installed (examples/node/install.sh needs it)")
             rc, out, err = harness.run(["bash", os.path.join(node_dir, "install.sh")],
